@@ -1,0 +1,5 @@
+import sys
+
+from .cli.compile import main
+
+sys.exit(main())

@@ -1,0 +1,45 @@
+"""What every command shares: user errors exit 2 without a traceback."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Callable, Sequence
+
+from ..diagnostics import CompileError, UserError, render, render_all
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
+
+
+def print_warnings(diagnostics) -> None:
+    for warning in diagnostics:
+        print(render(warning), file=sys.stderr)
+
+
+def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run a command body; render CompileError/UserError and map them to exit 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        return main(args)
+    except CompileError as exc:
+        if debug:
+            traceback.print_exc()
+        print(render_all(exc.diagnostics), file=sys.stderr)
+        return EXIT_USER
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        print(render(exc.diagnostic()), file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}\n"
+              "run again with --debug for the traceback, and please report it", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,307 @@
+"""The contract every layer kind fulfils, and the argument types it declares.
+
+A layer kind is one class in one file of this package: its signature, its
+shape rule (errors quote the formula with the numbers filled in), its
+parameters and buffers, its MACs and its receptive-field step. Drivers
+(checker, summary, drawing, lowering) only ever call these methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, ClassVar, Mapping
+
+from ..diagnostics import UserError
+
+Shape = tuple[int, ...]  # without the batch axis: [C, H, W], [T, F] or [F]
+
+
+class Symbol(str):
+    """A bare word used as a value, such as `same` or `nearest`."""
+
+
+REQUIRED = object()
+
+
+# ----------------------------------------------------------------- argument types
+
+
+class ArgType:
+    """Converts a source value into what the layer uses, or raises UserError."""
+
+    description = "a value"
+
+    def convert(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def _fail(self, value: Any) -> UserError:
+        shown = f"'{value}'" if isinstance(value, Symbol) else repr(value)
+        hint = "a bare word is only a value when the layer names it; is a block parameter missing?" \
+            if isinstance(value, Symbol) else ""
+        return UserError(f"expected {self.description}, got {shown}", hint)
+
+
+MAX_INT = 2**31 - 1  # larger sizes are mistakes, and overflow ONNX's int32 attributes
+
+
+@dataclass(frozen=True)
+class Int(ArgType):
+    minimum: int = 1
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        return "a positive integer" if self.minimum == 1 else f"an integer ≥ {self.minimum}"
+
+    def convert(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(value)
+        if value < self.minimum:
+            raise UserError(f"expected {self.description}, got {value}")
+        if value > MAX_INT:
+            raise UserError(f"{value} is too large (at most {MAX_INT})")
+        return value
+
+
+@dataclass(frozen=True)
+class Float(ArgType):
+    low: float = float("-inf")
+    high: float = float("inf")
+    high_open: bool = False
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        if self.low == float("-inf"):
+            return "a number"
+        close = ")" if self.high_open else "]"
+        return f"a number in [{self.low:g}, {self.high:g}{close}"
+
+    def convert(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._fail(value)
+        if not (self.low <= value <= self.high) or (self.high_open and value == self.high):
+            raise UserError(f"expected {self.description}, got {value}")
+        return float(value)
+
+
+class Bool(ArgType):
+    description = "true or false"
+
+    def convert(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self._fail(value)
+        return value
+
+
+@dataclass(frozen=True)
+class Choice(ArgType):
+    options: tuple[str, ...]
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        return "one of " + ", ".join(self.options)
+
+    def convert(self, value: Any) -> str:
+        if not isinstance(value, str) or value not in self.options:
+            raise self._fail(value)
+        return str(value)
+
+
+@dataclass(frozen=True)
+class Pair(ArgType):
+    """An int for both spatial axes, or [h, w]."""
+
+    minimum: int = 1
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        word = "positive integer" if self.minimum == 1 else f"integer ≥ {self.minimum}"
+        return f"a {word} or a list [h, w] of them"
+
+    def convert(self, value: Any) -> tuple[int, int]:
+        items = value if isinstance(value, list) else [value, value]
+        if len(items) != 2:
+            raise self._fail(value)
+        element = Int(self.minimum)
+        try:
+            return tuple(element.convert(v) for v in items)  # type: ignore[return-value]
+        except UserError:
+            raise self._fail(value) from None
+
+
+class Padding(ArgType):
+    """p=1, p=[1, 2], or p=same|valid|full (resolved once the input is known)."""
+
+    description = "an integer ≥ 0, [h, w], same, valid or full"
+
+    def convert(self, value: Any) -> tuple[int, int] | str:
+        if isinstance(value, Symbol) and value in ("same", "valid", "full"):
+            return str(value)
+        try:
+            return Pair(0).convert(value)
+        except UserError:
+            raise self._fail(value) from None
+
+
+@dataclass(frozen=True)
+class P:
+    """One entry of a layer's signature."""
+
+    name: str
+    type: ArgType
+    default: Any = REQUIRED
+    doc: str = ""
+
+
+class Args(Mapping[str, Any]):
+    """A layer's converted arguments, readable as attributes: `self.a.k`."""
+
+    def __init__(self, values: dict[str, Any]):
+        self._values = dict(values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+# ----------------------------------------------------------------- receptive field
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Size and jump (stride) of one unit, in input pixels, per spatial axis."""
+
+    size: tuple[Fraction, Fraction]
+    jump: tuple[Fraction, Fraction]
+
+    @staticmethod
+    def unit() -> "ReceptiveField":
+        one = Fraction(1)
+        return ReceptiveField((one, one), (one, one))
+
+    def window(self, kernel: tuple[int, int], stride: tuple[int, int] | tuple[Fraction, Fraction],
+               dilation: tuple[int, int] = (1, 1)) -> "ReceptiveField":
+        """The field after a sliding window: r + (d(k-1)) j, jump j·s."""
+        size = tuple(r + d * (k - 1) * j for r, k, d, j in zip(self.size, kernel, dilation, self.jump))
+        jump = tuple(j * s for j, s in zip(self.jump, stride))
+        return ReceptiveField(size, jump)  # type: ignore[arg-type]
+
+    @staticmethod
+    def widest(fields: list["ReceptiveField"]) -> "ReceptiveField":
+        """Where paths meet, a unit sees the union: the largest over the paths."""
+        size = tuple(max(f.size[i] for f in fields) for i in range(2))
+        jump = tuple(max(f.jump[i] for f in fields) for i in range(2))
+        return ReceptiveField(size, jump)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------- layers
+
+
+def numel(shape: Shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+class Layer:
+    """Base class of every layer kind. Subclasses set the class attributes and
+    override the methods whose default does not fit."""
+
+    kind: ClassVar[str]               # the word in .net files
+    prefix: ClassVar[str] = ""        # stem of automatic names (`conv` → conv1, conv2)
+    family: ClassVar[str] = "other"   # colour group in drawings
+    signature: ClassVar[tuple[P, ...]] = ()
+    inputs: ClassVar[int | None] = 1  # None: two or more tensors (merges)
+    doc: ClassVar[str] = ""
+
+    def __init__(self, args: Args):
+        self.a = args
+
+    # --- shape rule -----------------------------------------------------------
+    def infer(self, inputs: list[Shape]) -> Shape:
+        """The output shape; raise UserError quoting the formula when it is wrong."""
+        return inputs[0]
+
+    # --- counts ---------------------------------------------------------------
+    def params(self, inputs: list[Shape], output: Shape) -> dict[str, Shape]:
+        """Learnable tensors by suffix (`weight`, `bias`), PyTorch layouts."""
+        return {}
+
+    def buffers(self, inputs: list[Shape], output: Shape) -> dict[str, Shape]:
+        """Non-learnable state (batch-norm running statistics)."""
+        return {}
+
+    def macs(self, inputs: list[Shape], output: Shape) -> int:
+        """Multiply-adds for one sample (one multiply-add = 1)."""
+        return 0
+
+    # --- receptive field -------------------------------------------------------
+    def receptive_field(self, fields: list[ReceptiveField | None], inputs: list[Shape],
+                        output: Shape) -> ReceptiveField | None:
+        """Default: an element-wise layer keeps its input's field."""
+        if len(output) != 3 or fields[0] is None:
+            return None
+        return fields[0]
+
+    # --- presentation ----------------------------------------------------------
+    def describe(self) -> str:
+        """The key arguments, for tables and drawings: `64, k=3, s=2`."""
+        parts = []
+        for p in self.signature:
+            value = self.a.get(p.name)
+            if p.default is not REQUIRED and value == _normalised_default(p):
+                continue
+            shown = _show(value)
+            parts.append(shown if p.default is REQUIRED else f"{p.name}={shown}")
+        return ", ".join(parts)
+
+
+def _normalised_default(p: P) -> Any:
+    if p.default is None:
+        return None
+    try:
+        value = Symbol(p.default) if isinstance(p.default, str) else p.default
+        return p.type.convert(value)
+    except UserError:
+        return p.default
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+        return str(value[0])
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+REGISTRY: dict[str, type[Layer]] = {}
+
+
+def register(cls: type[Layer]) -> type[Layer]:
+    """Class decorator: make the layer kind known to the language."""
+    if cls.kind in REGISTRY:
+        raise ValueError(f"layer kind '{cls.kind}' registered twice")
+    if not cls.prefix:
+        cls.prefix = cls.kind
+    REGISTRY[cls.kind] = cls
+    return cls

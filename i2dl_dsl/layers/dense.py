@@ -1,0 +1,48 @@
+"""`fc` (fully connected, PyTorch Linear) and `flatten`.
+
+fc:  params = in·out + out,  MACs = in·out;  weight layout [out, in]
+"""
+
+from __future__ import annotations
+
+from ..diagnostics import UserError
+from .base import Bool, Int, Layer, P, Shape, fmt_shape, numel, register
+
+
+@register
+class FC(Layer):
+    kind = "fc"
+    family = "fc"
+    doc = "fully connected layer (PyTorch Linear)"
+    signature = (P("out", Int(), doc="output features"), P("bias", Bool(), True, "learn a bias"))
+
+    def infer(self, inputs: list[Shape]) -> Shape:
+        shape = inputs[0]
+        if len(shape) == 3:
+            raise UserError(f"needs a flat input [F], got {fmt_shape(shape)}",
+                            f"insert `flatten` before it (giving [{numel(shape)}]), or global_avgpool -> flatten")
+        if len(shape) == 2:
+            raise UserError(f"needs a flat input [F], got the sequence {fmt_shape(shape)}",
+                            "use lstm(..., sequences=false) or rnn(..., sequences=false) to keep the last step, "
+                            "or flatten")
+        return (self.a.out,)
+
+    def params(self, inputs, output):
+        weight = (self.a.out, inputs[0][0])
+        return {"weight": weight, "bias": (self.a.out,)} if self.a.bias else {"weight": weight}
+
+    def macs(self, inputs, output):
+        return inputs[0][0] * self.a.out
+
+    def receptive_field(self, fields, inputs, output):
+        return None
+
+
+@register
+class Flatten(Layer):
+    kind = "flatten"
+    family = "shape"
+    doc = "[C, H, W] → [C·H·W]"
+
+    def infer(self, inputs: list[Shape]) -> Shape:
+        return (numel(inputs[0]),)

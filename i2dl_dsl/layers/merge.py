@@ -1,0 +1,75 @@
+"""Layers that join tensors: `add` (residual sums) and `concat` (channels).
+
+`add(a, b)` needs equal shapes; `concat(a, b)` joins images along channels
+(equal H and W), vectors along features, sequences along features (equal T).
+"""
+
+from __future__ import annotations
+
+from ..diagnostics import UserError
+from .base import Layer, ReceptiveField, Shape, fmt_shape, register
+
+
+class _Merge(Layer):
+    family = "merge"
+    inputs = None
+    # Set by the elaborator when the merge closes a `residual` or `concat` block.
+    origin: str | None = None
+    has_shortcut = False
+
+    def receptive_field(self, fields, inputs, output):
+        known = [f for f in fields if f is not None]
+        return ReceptiveField.widest(known) if known and len(output) == 3 else None
+
+
+@register
+class Add(_Merge):
+    kind = "add"
+    doc = "element-wise sum of tensors of equal shape"
+
+    def infer(self, inputs: list[Shape]) -> Shape:
+        first = inputs[0]
+        for other in inputs[1:]:
+            if other != first:
+                raise UserError(self._mismatch(first, other), self._hint(first, other))
+        return first
+
+    def _mismatch(self, a: Shape, b: Shape) -> str:
+        if self.origin == "residual":
+            return f"closes a residual whose body gives {fmt_shape(b)} but whose shortcut gives {fmt_shape(a)}"
+        return f"needs equal shapes, got {fmt_shape(a)} and {fmt_shape(b)}"
+
+    def _hint(self, shortcut: Shape, body: Shape) -> str:
+        if self.has_shortcut:
+            return f"the shortcut must give the body's shape {fmt_shape(body)}"
+        if len(shortcut) == 3 and len(body) == 3 and shortcut[1] % body[1] == 0:
+            stride = shortcut[1] // body[1]
+            conv = f"conv({body[0]}, k=1" + (f", s={stride}, round=floor" if stride > 1 else "") + ", bias=false)"
+            if self.origin == "residual":
+                return f"add a projection shortcut: shortcut {{ {conv} -> batchnorm }}"
+            return f"project one side first, e.g. -> {conv}"
+        return ""
+
+
+@register
+class Concat(_Merge):
+    kind = "concat"
+    family = "merge"
+    doc = "join along channels (images) or features (vectors, sequences)"
+
+    def infer(self, inputs: list[Shape]) -> Shape:
+        first = inputs[0]
+        for other in inputs[1:]:
+            if len(other) != len(first):
+                raise UserError(f"cannot join {fmt_shape(first)} and {fmt_shape(other)}: ranks differ",
+                                "flatten both sides, or join tensors of the same kind")
+            if len(first) == 3 and other[1:] != first[1:]:
+                where = "has branches that" if self.origin == "concat" else "has inputs that"
+                raise UserError(f"{where} differ in size: {first[1]}×{first[2]} and {other[1]}×{other[2]} "
+                                f"({fmt_shape(first)} and {fmt_shape(other)})",
+                                "give every branch the same stride and padding (p=same keeps the size)")
+            if len(first) == 2 and other[0] != first[0]:
+                raise UserError(f"needs sequences of equal length, got {fmt_shape(first)} and {fmt_shape(other)}")
+        if len(first) == 2:
+            return (first[0], sum(s[1] for s in inputs))
+        return (sum(s[0] for s in inputs), *first[1:])

@@ -1,0 +1,43 @@
+"""`batchnorm` and `dropout`: the layers that behave differently in training.
+
+batchnorm: y = γ (x - μ)/√(σ² + ε) + β per channel; params 2C (γ, β),
+           buffers 2C (running mean and variance)
+dropout:   identity at inference; in training, inverted dropout with keep 1 - p
+"""
+
+from __future__ import annotations
+
+from ..diagnostics import UserError
+from .base import Float, Layer, P, Shape, fmt_shape, register
+
+
+@register
+class BatchNorm(Layer):
+    kind = "batchnorm"
+    prefix = "bn"
+    family = "norm"
+    doc = "batch normalisation over channels (BatchNorm2d) or features (BatchNorm1d)"
+    signature = (
+        P("eps", Float(0.0, 1.0), 1e-5, "added to the variance"),
+        P("momentum", Float(0.0, 1.0), 0.1, "weight of the new batch in the running averages"),
+    )
+
+    def infer(self, inputs: list[Shape]) -> Shape:
+        if len(inputs[0]) == 2:
+            raise UserError(f"works on images [C, H, W] or vectors [F], got the sequence "
+                            f"{fmt_shape(inputs[0])}")
+        return inputs[0]
+
+    def params(self, inputs, output):
+        return {"weight": (inputs[0][0],), "bias": (inputs[0][0],)}
+
+    def buffers(self, inputs, output):
+        return {"running_mean": (inputs[0][0],), "running_var": (inputs[0][0],)}
+
+
+@register
+class Dropout(Layer):
+    kind = "dropout"
+    family = "regularization"
+    doc = "inverted dropout; the identity at inference"
+    signature = (P("p", Float(0.0, 1.0, high_open=True), 0.5, "probability of dropping a unit"),)

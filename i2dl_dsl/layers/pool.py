@@ -1,0 +1,75 @@
+"""Pooling: `maxpool`, `avgpool` and their global forms.
+
+    out = (N - K + 2P)/S + 1   (S defaults to K, as in PyTorch)
+
+Pools have no parameters and no multiply-adds.
+"""
+
+from __future__ import annotations
+
+from ..diagnostics import UserError
+from .base import Bool, Layer, Shape, P, register
+from .window import ROUND, check_spatial, resolve_padding, window_args, window_output
+
+
+class _Pool(Layer):
+    family = "pool"
+    signature = (*window_args(default_stride_is_kernel=True), ROUND)
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self.a.s if self.a.s is not None else self.a.k
+
+    def pads(self, shape: Shape):
+        return resolve_padding(self.a.p, shape[1:], self.a.k, self.stride)
+
+    def infer(self, inputs: list[Shape]) -> Shape:
+        c, h, w = check_spatial(self.kind, inputs)
+        pads = self.pads(inputs[0])
+        for i, (begin, end) in enumerate(pads):
+            if max(begin, end) > self.a.k[i] // 2:
+                raise UserError(f"has padding {max(begin, end)}, more than half the kernel ({self.a.k[i]})",
+                                "a window of padding only would pool nothing; use a larger k or smaller p")
+        size = [window_output(n, self.a.k[i], self.stride[i], pads[i], 1, self.a.round, i)
+                for i, n in enumerate((h, w))]
+        return (c, *size)
+
+    def receptive_field(self, fields, inputs, output):
+        return fields[0].window(self.a.k, self.stride) if fields[0] else None
+
+
+@register
+class MaxPool(_Pool):
+    kind = "maxpool"
+    doc = "max pooling (PyTorch MaxPool2d)"
+
+
+@register
+class AvgPool(_Pool):
+    kind = "avgpool"
+    doc = "average pooling (PyTorch AvgPool2d; padded zeros count, as there)"
+    signature = (*_Pool.signature, P("count_include_pad", Bool(), True, "average over padding too"))
+
+
+class _GlobalPool(Layer):
+    family = "pool"
+
+    def infer(self, inputs: list[Shape]) -> Shape:
+        c, _, _ = check_spatial(self.kind, inputs)
+        return (c, 1, 1)
+
+    def receptive_field(self, fields, inputs, output):
+        _, h, w = inputs[0]
+        return fields[0].window((h, w), (h, w)) if fields[0] else None
+
+
+@register
+class GlobalAvgPool(_GlobalPool):
+    kind = "global_avgpool"
+    doc = "average over all of H×W: [C, H, W] → [C, 1, 1]"
+
+
+@register
+class GlobalMaxPool(_GlobalPool):
+    kind = "global_maxpool"
+    doc = "maximum over all of H×W: [C, H, W] → [C, 1, 1]"

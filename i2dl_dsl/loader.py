@@ -1,0 +1,78 @@
+"""Load a .net file and everything it `use`s into one `Program`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .diagnostics import CompileError, Diagnostic, Diagnostics, Span
+from .syntax import ast
+from .syntax.parser import parse_file
+
+
+@dataclass
+class Program:
+    main: ast.Module
+    blocks: dict[str, ast.BlockDef] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def load(path: str | Path) -> Program:
+    """Parse `path` and its imports; every error of every file is collected."""
+    diags = Diagnostics()
+    modules: dict[Path, ast.Module] = {}
+    main = _load_module(Path(path), None, [], modules, diags)
+    if main is None:
+        diags.raise_if_errors()
+        raise AssertionError("a file that failed to load reported no error")
+    program = Program(main)
+    for module in modules.values():
+        for block in module.blocks:
+            _add_block(program, block, diags)
+    _check_single(main, diags)
+    diags.raise_if_errors()
+    program.warnings = diags.warnings
+    return program
+
+
+def _load_module(path: Path, from_span: Span | None, stack: list[Path], modules: dict[Path, ast.Module],
+                 diags: Diagnostics) -> ast.Module | None:
+    key = path.resolve()
+    if key in stack:
+        cycle = " -> ".join(p.name for p in stack[stack.index(key):] + [key])
+        diags.error(f"`use` cycle: {cycle}", from_span, "move the shared blocks into a file that neither imports")
+        return None
+    if key in modules:
+        return modules[key]
+    try:
+        module = parse_file(path, from_span)
+    except CompileError as exc:
+        for d in exc.diagnostics:
+            diags.add(d)
+        return None
+    modules[key] = module
+    for use in module.uses:
+        target = (path.parent / use.path)
+        _load_module(target, use.span, stack + [key], modules, diags)
+    return module
+
+
+def _add_block(program: Program, block: ast.BlockDef, diags: Diagnostics) -> None:
+    earlier = program.blocks.get(block.name)
+    if earlier is not None and earlier is not block:
+        note = Diagnostic("note", f"block '{block.name}' first defined here", earlier.name_span)
+        diags.error(f"block '{block.name}' is defined twice", block.name_span, "rename one of them", notes=[note])
+        return
+    program.blocks[block.name] = block
+
+
+def _check_single(main: ast.Module, diags: Diagnostics) -> None:
+    if not main.networks:
+        diags.error(f"'{main.path}' defines no network", None,
+                    "add `network Name { input x[C, H, W] ... }`; files that only hold blocks are imported with `use`")
+    for extra in main.networks[1:]:
+        note = Diagnostic("note", "the first network is here", main.networks[0].name_span)
+        diags.error(f"a file holds one network; '{extra.name}' is a second one", extra.name_span,
+                    "move it into a file of its own", notes=[note])
+    for extra in main.trains[1:]:
+        diags.error("a file holds one train section; this is a second one", extra.span)

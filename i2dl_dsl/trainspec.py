@@ -1,0 +1,175 @@
+"""The `train { }` section: what each statement may say, checked up front.
+
+    train {
+        loss cross_entropy
+        optimizer adam(lr=1e-3)
+        weight_decay 1e-4
+        batch 64
+        epochs 30
+        early_stopping(patience=5)
+    }
+
+Each key has one checker; the result is a plain dict of converted values
+that the training loop reads, with the command line overriding it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .diagnostics import Diagnostics, UserError, did_you_mean
+from .layers.base import Bool, Choice, Float, Int, P
+from .syntax import ast
+from .values import bind, evaluate
+
+LOSSES = ("l1", "mse", "bce", "cross_entropy", "hinge")
+
+_LR = P("lr", Float(0.0), 0.01, "learning rate")
+OPTIMIZERS: dict[str, tuple[P, ...]] = {
+    "sgd": (_LR,),
+    "momentum": (_LR, P("beta", Float(0.0, 1.0, high_open=True), 0.9)),
+    "nesterov": (_LR, P("beta", Float(0.0, 1.0, high_open=True), 0.9)),
+    "rmsprop": (_LR, P("beta", Float(0.0, 1.0, high_open=True), 0.99), P("eps", Float(0.0), 1e-8)),
+    "adam": (P("lr", Float(0.0), 1e-3), P("beta1", Float(0.0, 1.0, high_open=True), 0.9),
+             P("beta2", Float(0.0, 1.0, high_open=True), 0.999), P("eps", Float(0.0), 1e-8)),
+    "lbfgs": (P("lr", Float(0.0), 1.0), P("history", Int(), 10), P("max_iter", Int(), 100)),
+}
+SCHEDULES: dict[str, tuple[P, ...]] = {
+    "constant": (),
+    "step": (P("step_size", Int()), P("gamma", Float(0.0, 1.0), 0.1)),
+    "cosine": (P("min_lr", Float(0.0), 0.0),),
+}
+AUGMENTATIONS: dict[str, tuple[P, ...]] = {
+    "crop": (P("pad", Int(0), 2),),
+    "flip": (),
+    "jitter": (P("brightness", Float(0.0, 1.0), 0.1), P("contrast", Float(0.0, 1.0), 0.0)),
+}
+EARLY_STOPPING = (P("patience", Int(), 5), P("min_delta", Float(0.0), 0.0), P("restore_best", Bool(), True))
+SPLIT = (P("val", Float(0.0, 1.0, high_open=True), 0.1), P("test", Float(0.0, 1.0, high_open=True), 0.1))
+
+
+def _values(stmt: ast.TrainStmt) -> list[Any]:
+    return [v.value for v in stmt.values]
+
+
+def _one(stmt: ast.TrainStmt) -> Any:
+    if len(stmt.values) != 1 or stmt.values[0].name is not None:
+        raise UserError(f"'{stmt.key}' takes one value", span=stmt.span)
+    value = stmt.values[0].value
+    if isinstance(value, ast.Call):
+        if value.has_parens:
+            raise UserError(f"'{stmt.key}' takes a plain value, not a call", span=value.span)
+        return value.name
+    return evaluate(value, {})
+
+
+def _scalar(kind) -> Callable[[ast.TrainStmt], Any]:
+    def check(stmt: ast.TrainStmt) -> Any:
+        try:
+            return kind.convert(_one(stmt))
+        except UserError as exc:
+            raise UserError(f"'{stmt.key}': {exc.message}", *exc.hints, span=exc.span or stmt.span) from None
+    return check
+
+
+def _call(table: dict[str, tuple[P, ...]], what: str) -> Callable[[ast.TrainStmt], Any]:
+    def check(stmt: ast.TrainStmt) -> Any:
+        value = stmt.values[0].value if len(stmt.values) == 1 else None
+        if not isinstance(value, ast.Call):
+            raise UserError(f"'{stmt.key}' takes one {what}: {', '.join(table)}", span=stmt.span)
+        return _bind_call(value, table, what)
+    return check
+
+
+def _bind_call(call: ast.Call, table: dict[str, tuple[P, ...]], what: str) -> dict[str, Any]:
+    if call.name not in table:
+        raise UserError(f"unknown {what} '{call.name}'", did_you_mean(call.name, table) or
+                        f"known: {', '.join(table)}", span=call.name_span)
+    args = bind(call.name, table[call.name], call.args, {}, call.span)
+    return {"name": call.name, **args}
+
+
+def _with_args(signature: tuple[P, ...]) -> Callable[[ast.TrainStmt], Any]:
+    def check(stmt: ast.TrainStmt) -> Any:
+        if stmt.values:
+            raise UserError(f"'{stmt.key}' takes arguments in parentheses: {stmt.key}(...)", span=stmt.values[0].span)
+        return dict(bind(stmt.key, signature, stmt.args or (), {}, stmt.span))
+    return check
+
+
+def _augment(stmt: ast.TrainStmt) -> list[dict[str, Any]]:
+    calls = [v.value for v in stmt.values]
+    if not calls or not all(isinstance(c, ast.Call) for c in calls):
+        raise UserError(f"'augment' takes a list of {', '.join(AUGMENTATIONS)}", span=stmt.span)
+    return [_bind_call(c, AUGMENTATIONS, "augmentation") for c in calls]
+
+
+def _names(stmt: ast.TrainStmt) -> list[str]:
+    names = []
+    for v in stmt.values:
+        if not isinstance(v.value, ast.Call) or v.value.has_parens or v.name is not None:
+            raise UserError(f"'{stmt.key}' takes layer names: {stmt.key} stem, layer1", span=v.span)
+        names.append(v.value.name)
+    if not names:
+        raise UserError(f"'{stmt.key}' needs at least one layer name", span=stmt.span)
+    return names
+
+
+def _scales(stmt: ast.TrainStmt) -> dict[str, float]:
+    scales = {}
+    for v in stmt.values:
+        if v.name is None:
+            raise UserError("'lr_scale' takes name=factor pairs: lr_scale layer4=0.1", span=v.span)
+        scales[v.name] = Float(0.0).convert(evaluate(v.value, {}))  # type: ignore[arg-type]
+    return scales
+
+
+def _data(stmt: ast.TrainStmt) -> str:
+    value = _one(stmt)
+    if not isinstance(value, str):
+        raise UserError("'data' is digits or a path to an .npz file in quotes", span=stmt.span)
+    return value
+
+
+CHECKS: dict[str, Callable[[ast.TrainStmt], Any]] = {
+    "loss": _scalar(Choice(LOSSES)),
+    "optimizer": _call(OPTIMIZERS, "optimizer"),
+    "lr": _scalar(Float(0.0)),
+    "weight_decay": _scalar(Float(0.0)),
+    "l1": _scalar(Float(0.0)),
+    "l2": _scalar(Float(0.0)),
+    "batch": _scalar(Int()),
+    "epochs": _scalar(Int()),
+    "seed": _scalar(Int(0)),
+    "schedule": _call(SCHEDULES, "schedule"),
+    "early_stopping": _with_args(EARLY_STOPPING),
+    "split": _with_args(SPLIT),
+    "augment": _augment,
+    "freeze": _names,
+    "lr_scale": _scales,
+    "data": _data,
+}
+
+
+def check_train(section: ast.TrainDef | None, diags: Diagnostics) -> dict[str, Any]:
+    """The converted train section; each bad statement adds one error."""
+    spec: dict[str, Any] = {}
+    if section is None:
+        return spec
+    for stmt in section.stmts:
+        check = CHECKS.get(stmt.key)
+        if check is None:
+            diags.error(f"unknown train setting '{stmt.key}'", stmt.key_span,
+                        did_you_mean(stmt.key, CHECKS) or f"known: {', '.join(CHECKS)}")
+            continue
+        if stmt.key in spec:
+            diags.error(f"'{stmt.key}' is set twice", stmt.key_span)
+            continue
+        if stmt.args is not None and stmt.key not in ("early_stopping", "split"):
+            diags.error(f"'{stmt.key}' takes a value after it, not arguments in parentheses", stmt.key_span)
+            continue
+        try:
+            spec[stmt.key] = check(stmt)
+        except UserError as exc:
+            diags.add(exc.diagnostic(stmt.span))
+    return spec
