@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import traceback
 from typing import Callable, Sequence
@@ -9,6 +10,17 @@ from typing import Callable, Sequence
 from ..diagnostics import CompileError, UserError, render, render_all
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def print_warnings(diagnostics) -> None:

@@ -20,11 +20,17 @@ class ReLU(_Activation):
     kind = "relu"
     doc = "max(0, x)"
 
+    def lower(self, g, inputs):
+        return g.op("Relu", inputs)
+
 
 @register
 class Sigmoid(_Activation):
     kind = "sigmoid"
     doc = "1 / (1 + e^-x)"
+
+    def lower(self, g, inputs):
+        return g.op("Sigmoid", inputs)
 
 
 @register
@@ -32,12 +38,18 @@ class Tanh(_Activation):
     kind = "tanh"
     doc = "tanh(x)"
 
+    def lower(self, g, inputs):
+        return g.op("Tanh", inputs)
+
 
 @register
 class LeakyReLU(_Activation):
     kind = "leaky_relu"
     doc = "max(0, x) + alpha·min(0, x)"
     signature = (P("alpha", Float(0.0, 1.0), 0.01, "slope for x < 0"),)
+
+    def lower(self, g, inputs):
+        return g.op("LeakyRelu", inputs, alpha=self.a.alpha)
 
 
 @register
@@ -58,6 +70,17 @@ class PReLU(_Activation):
     def params(self, inputs, output):
         return {"weight": (inputs[0][0] if self.a.per_channel else 1,)}
 
+    def initial_value(self, suffix, shape, scheme, rng):
+        import numpy as np
+
+        return np.full(shape, self.a.init, dtype=np.float32)
+
+    def lower(self, g, inputs):
+        slope = g.param("weight")
+        if self.a.per_channel and len(g.input_shapes[0]) == 3:
+            slope = g.op("Unsqueeze", [slope, g.const([1, 2], hint="axes")])  # [C] → [C, 1, 1]
+        return g.op("PRelu", [inputs[0], slope])
+
 
 @register
 class Maxout(_Activation):
@@ -76,8 +99,19 @@ class Maxout(_Activation):
         out[axis] //= self.a.pieces
         return tuple(out)
 
+    def lower(self, g, inputs):
+        # Consecutive channels form a group: [N, C, ...] → [N, C/k, k, ...] → max over the k axis.
+        shape = g.input_shapes[0]
+        axis = 1 if len(shape) != 2 else 2
+        grouped = [0, *shape[: axis - 1], shape[axis - 1] // self.a.pieces, self.a.pieces, *shape[axis:]]
+        split = g.op("Reshape", [inputs[0], g.const(grouped, hint="shape")])
+        return g.op("ReduceMax", [split, g.const([axis + 1], hint="axes")], keepdims=0)
+
 
 @register
 class Softmax(_Activation):
     kind = "softmax"
     doc = "normalised exponentials over channels (images) or features"
+
+    def lower(self, g, inputs):
+        return g.op("Softmax", inputs, axis=2 if len(g.input_shapes[0]) == 2 else 1)

@@ -259,6 +259,17 @@ class Layer:
             return None
         return fields[0]
 
+    # --- lowering to ONNX --------------------------------------------------------
+    def lower(self, g, inputs: list[str]) -> str:
+        """Emit ONNX nodes through `g` (an onnx.builder.LayerBuilder) and
+        return the output tensor's name. `g.training` selects training mode."""
+        raise NotImplementedError(f"layer kind '{self.kind}' has no ONNX lowering")
+
+    def initial_value(self, suffix: str, shape: Shape, scheme: str, rng) -> Any:
+        """The initial value of a parameter or buffer, or None for the default
+        rule (weights by `scheme` over their fan-in, biases zero)."""
+        return None
+
     # --- presentation ----------------------------------------------------------
     def describe(self) -> str:
         """The key arguments, for tables and drawings: `64, k=3, s=2`."""

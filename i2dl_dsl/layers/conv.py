@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from ..diagnostics import UserError
 from .base import Bool, Int, Layer, P, Pair, ReceptiveField, Shape, register
-from .window import ROUND, check_spatial, resolve_padding, window_args, window_output
+from .window import ROUND, check_spatial, onnx_pads, resolve_padding, window_args, window_output
 
 
 def _check_groups(kind: str, cin: int, cout: int, groups: int) -> None:
@@ -59,6 +59,13 @@ class Conv(Layer):
 
     def receptive_field(self, fields, inputs, output):
         return fields[0].window(self.a.k, self.a.s, self.a.d) if fields[0] else None
+
+    def lower(self, g, inputs):
+        shape = g.input_shapes[0]
+        pads = onnx_pads(self.pads(shape), shape[1:], self.a.k, self.a.s, self.a.d, g.output_shape[1:])
+        operands = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.a.bias else [])
+        return g.op("Conv", operands, kernel_shape=list(self.a.k), strides=list(self.a.s), pads=pads,
+                    dilations=list(self.a.d), group=self.a.groups)
 
 
 @register
@@ -109,3 +116,9 @@ class UpConv(Layer):
         taps = tuple(math.ceil((self.a.d[i] * (self.a.k[i] - 1) + 1) / self.a.s[i]) for i in range(2))
         stride = tuple(Fraction(1, s) for s in self.a.s)
         return ReceptiveField(field.size, field.jump).window(taps, stride)
+
+    def lower(self, g, inputs):
+        operands = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.a.bias else [])
+        return g.op("ConvTranspose", operands, kernel_shape=list(self.a.k), strides=list(self.a.s),
+                    pads=[*self.a.p, *self.a.p], output_padding=list(self.a.output_padding),
+                    dilations=list(self.a.d), group=self.a.groups)

@@ -37,6 +37,10 @@ class FC(Layer):
     def receptive_field(self, fields, inputs, output):
         return None
 
+    def lower(self, g, inputs):
+        operands = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.a.bias else [])
+        return g.op("Gemm", operands, transB=1)
+
 
 @register
 class Flatten(Layer):
@@ -46,3 +50,6 @@ class Flatten(Layer):
 
     def infer(self, inputs: list[Shape]) -> Shape:
         return (numel(inputs[0]),)
+
+    def lower(self, g, inputs):
+        return g.op("Flatten", inputs, axis=1)

@@ -27,6 +27,9 @@ class Add(_Merge):
     kind = "add"
     doc = "element-wise sum of tensors of equal shape"
 
+    def lower(self, g, inputs):
+        return g.op("Add", inputs) if len(inputs) == 2 else g.op("Sum", inputs)
+
     def infer(self, inputs: list[Shape]) -> Shape:
         first = inputs[0]
         for other in inputs[1:]:
@@ -73,3 +76,6 @@ class Concat(_Merge):
         if len(first) == 2:
             return (first[0], sum(s[1] for s in inputs))
         return (sum(s[0] for s in inputs), *first[1:])
+
+    def lower(self, g, inputs):
+        return g.op("Concat", inputs, axis=2 if len(g.input_shapes[0]) == 2 else 1)

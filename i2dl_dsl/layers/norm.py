@@ -34,6 +34,16 @@ class BatchNorm(Layer):
     def buffers(self, inputs, output):
         return {"running_mean": (inputs[0][0],), "running_var": (inputs[0][0],)}
 
+    def initial_value(self, suffix, shape, scheme, rng):
+        import numpy as np
+
+        return (np.ones if suffix in ("weight", "running_var") else np.zeros)(shape, dtype=np.float32)
+
+    def lower(self, g, inputs):
+        operands = [inputs[0], g.param("weight"), g.param("bias"), g.param("running_mean"), g.param("running_var")]
+        # ONNX's momentum weighs the old average: 1 - PyTorch's momentum.
+        return g.op("BatchNormalization", operands, epsilon=self.a.eps, momentum=1.0 - self.a.momentum)
+
 
 @register
 class Dropout(Layer):
@@ -41,3 +51,6 @@ class Dropout(Layer):
     family = "regularization"
     doc = "inverted dropout; the identity at inference"
     signature = (P("p", Float(0.0, 1.0, high_open=True), 0.5, "probability of dropping a unit"),)
+
+    def lower(self, g, inputs):
+        return g.op("Identity", inputs)

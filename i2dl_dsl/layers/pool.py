@@ -37,11 +37,19 @@ class _Pool(Layer):
     def receptive_field(self, fields, inputs, output):
         return fields[0].window(self.a.k, self.stride) if fields[0] else None
 
+    def pool_attrs(self, g) -> dict:
+        (pt, pb), (pl, pr) = self.pads(g.input_shapes[0])
+        return dict(kernel_shape=list(self.a.k), strides=list(self.stride), pads=[pt, pl, pb, pr],
+                    ceil_mode=int(self.a.round == "ceil"))
+
 
 @register
 class MaxPool(_Pool):
     kind = "maxpool"
     doc = "max pooling (PyTorch MaxPool2d)"
+
+    def lower(self, g, inputs):
+        return g.op("MaxPool", inputs, **self.pool_attrs(g))
 
 
 @register
@@ -49,6 +57,9 @@ class AvgPool(_Pool):
     kind = "avgpool"
     doc = "average pooling (PyTorch AvgPool2d; padded zeros count, as there)"
     signature = (*_Pool.signature, P("count_include_pad", Bool(), True, "average over padding too"))
+
+    def lower(self, g, inputs):
+        return g.op("AveragePool", inputs, count_include_pad=int(self.a.count_include_pad), **self.pool_attrs(g))
 
 
 class _GlobalPool(Layer):
@@ -68,8 +79,14 @@ class GlobalAvgPool(_GlobalPool):
     kind = "global_avgpool"
     doc = "average over all of H×W: [C, H, W] → [C, 1, 1]"
 
+    def lower(self, g, inputs):
+        return g.op("GlobalAveragePool", inputs)
+
 
 @register
 class GlobalMaxPool(_GlobalPool):
     kind = "global_maxpool"
     doc = "maximum over all of H×W: [C, H, W] → [C, 1, 1]"
+
+    def lower(self, g, inputs):
+        return g.op("GlobalMaxPool", inputs)

@@ -4,6 +4,12 @@ lstm: params 4·(F·H + H·H + 2H)  (PyTorch keeps two bias vectors),
       MACs T·4·(F·H + H·H)
 rnn:  h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh); params H·F + H·H + 2H
 Output [T, H] with sequences=true, the last step [H] otherwise.
+
+Lowering: parameters keep PyTorch's names and layouts (weight_ih_l0 [G·H, F],
+gates i, f, g, o for the LSTM). ONNX's LSTM wants W [1, 4H, F] with gates
+i, o, f, c and one bias B = [b_ih, b_hh]; the graph reorders and stacks them
+(constant-folded when the session starts). ONNX recurrences are time-major,
+so the batch-major [N, T, F] input is transposed around the op.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from .base import Bool, Int, Layer, P, Shape, fmt_shape, register
 class _Recurrent(Layer):
     family = "recurrent"
     gates = 1
+    onnx_op = "RNN"
+    onnx_gate_order: tuple[int, ...] = (0,)  # ONNX's gates as indices of PyTorch's
     signature = (
         P("hidden", Int(), doc="hidden units H"),
         P("sequences", Bool(), True, "return every step [T, H] (true) or the last [H]"),
@@ -38,11 +46,35 @@ class _Recurrent(Layer):
         steps, features = inputs[0]
         return steps * self.gates * self.a.hidden * (features + self.a.hidden)
 
+    def _onnx_weight(self, g, name: str) -> str:
+        """PyTorch rows [G·H, ...] in PyTorch gate order → ONNX order, batched as [1, G·H, ...]."""
+        tensor = g.param(name)
+        if self.gates > 1:
+            parts = g.op("Split", [tensor], outputs=self.gates, axis=0, num_outputs=self.gates)
+            tensor = g.op("Concat", [parts[i] for i in self.onnx_gate_order], axis=0)
+        return tensor
+
+    def lower(self, g, inputs):
+        hidden = self.a.hidden
+        axes0 = g.const([0], hint="axes")
+        w = g.op("Unsqueeze", [self._onnx_weight(g, "weight_ih_l0"), axes0])
+        r = g.op("Unsqueeze", [self._onnx_weight(g, "weight_hh_l0"), axes0])
+        b = g.op("Concat", [self._onnx_weight(g, "bias_ih_l0"), self._onnx_weight(g, "bias_hh_l0")], axis=0)
+        b = g.op("Unsqueeze", [b, axes0])
+        time_major = g.op("Transpose", [inputs[0]], perm=[1, 0, 2])
+        y, y_last = g.op(self.onnx_op, [time_major, w, r, b], outputs=2, hidden_size=hidden)[:2]
+        if self.a.sequences:
+            steps = g.op("Squeeze", [y, g.const([1], hint="axes")])  # [T, 1, N, H] → [T, N, H]
+            return g.op("Transpose", [steps], perm=[1, 0, 2])
+        return g.op("Squeeze", [y_last, axes0])  # [1, N, H] → [N, H]
+
 
 @register
 class LSTM(_Recurrent):
     kind = "lstm"
     gates = 4
+    onnx_op = "LSTM"
+    onnx_gate_order = (0, 3, 1, 2)  # ONNX i, o, f, c from PyTorch i, f, g, o
     doc = "long short-term memory (PyTorch LSTM, one layer)"
 
 

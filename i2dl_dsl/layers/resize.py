@@ -32,3 +32,12 @@ class Upsample(Layer):
         taps = (2, 2) if self.a.mode == "bilinear" else (1, 1)
         stride = tuple(Fraction(1, s) for s in self.a.scale)
         return ReceptiveField(field.size, field.jump).window(taps, stride)
+
+    def lower(self, g, inputs):
+        # PyTorch's nearest picks floor(x / scale) (asymmetric); its bilinear
+        # with align_corners=false samples at pixel centres (half_pixel).
+        scales = g.const([1.0, 1.0, *map(float, self.a.scale)], dtype="float32", hint="scales")
+        if self.a.mode == "nearest":
+            return g.op("Resize", [inputs[0], "", scales], mode="nearest",
+                        coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        return g.op("Resize", [inputs[0], "", scales], mode="linear", coordinate_transformation_mode="half_pixel")

@@ -95,6 +95,18 @@ def _integer_hints(n: int, keff: int, s: int, pad: tuple[int, int]) -> tuple[str
             f"input row{'s' if dropped != 1 else ''} as PyTorch does (round=ceil for ceil_mode)",)
 
 
+def onnx_pads(pads, n, k, s, d, out) -> list[int]:
+    """ONNX `pads` [top, left, bottom, right]. ONNX rounds down like PyTorch;
+    a `round=ceil` output gets the extra end padding that makes floor agree."""
+    begin, end = [], []
+    for axis in range(2):
+        keff = effective_kernel(k[axis], d[axis])
+        needed = (out[axis] - 1) * s[axis] + keff - n[axis] - pads[axis][0]
+        begin.append(pads[axis][0])
+        end.append(max(pads[axis][1], needed))
+    return begin + end
+
+
 def check_spatial(kind: str, inputs) -> tuple[int, int, int]:
     """The [C, H, W] of a layer that needs an image-shaped input."""
     shape = inputs[0]

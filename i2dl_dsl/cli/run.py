@@ -1,0 +1,145 @@
+"""`i2dl-run MODEL.onnx|MODEL.net --input x.npy`: inference on onnxruntime."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ..diagnostics import UserError
+from .common import EXIT_OK, positive_int as _positive, run_command
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="i2dl-run", description="Run a model on onnxruntime (CPU or CUDA).")
+    p.add_argument("model", help="an .onnx model, or a .net file to compile first")
+    p.add_argument("--input", help=".npy array [N, ...] or one sample [...] (float32); random when absent")
+    p.add_argument("--output", help="write the output here as .npy")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--batch", type=_positive, default=1, help="batch size of the random input (default 1)")
+    p.add_argument("--bench", action="store_true", help="report latency percentiles and throughput")
+    p.add_argument("--threads", type=_positive, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument("--weights", help="for a .net model: weights (.npz or .onnx) by parameter name")
+    p.add_argument("--seed", type=int, default=0, help="for a .net model without weights: init seed")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def load_model(path: str, weights: str | None, seed: int) -> bytes | str:
+    """A path onnxruntime can read, or the bytes of a freshly compiled .net."""
+    if not Path(path).exists():
+        raise UserError(f"model '{path}' does not exist")
+    if path.endswith(".net"):
+        from ..compiler import check
+        from ..onnx.export import to_onnx
+        from ..onnx.weights import read_weights
+
+        net = check(path)
+        given = read_weights(weights) if weights else None
+        return to_onnx(net, weights=given, seed=seed, weights_source=weights or "").SerializeToString()
+    if weights:
+        raise UserError("--weights applies to .net models; an .onnx model carries its own")
+    return path
+
+
+def _expected(session) -> tuple[str, list]:
+    info = session.get_inputs()[0]
+    return info.name, list(info.shape)
+
+
+def prepare_input(session, path: str | None, batch: int):
+    import numpy as np
+
+    name, shape = _expected(session)
+    sample = [d for d in shape[1:]]
+    shown = "[" + ", ".join(str(d) for d in ["N", *sample]) + "]"
+    if path is None:
+        return name, np.random.default_rng(0).standard_normal([batch, *sample]).astype(np.float32)
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"input '{path}' does not exist") from None
+    except (ValueError, OSError) as exc:
+        raise UserError(f"cannot read input '{path}' as .npy: {exc}") from None
+    if x.dtype != np.float32:
+        raise UserError(f"input '{path}' is {x.dtype}; the model expects float32 {shown}",
+                        "convert it with x.astype(numpy.float32)")
+    if list(x.shape) == sample:
+        x = x[None]
+    if x.ndim != len(shape) or list(x.shape[1:]) != sample:
+        raise UserError(f"input '{path}' has shape {list(x.shape)}; the model expects {shown} (or one sample {sample})")
+    return name, x
+
+
+def benchmark(session, feed, batch: int, seconds: float = 2.0) -> dict[str, float]:
+    import numpy as np
+
+    for _ in range(10):
+        session.run(None, feed)
+    times = []
+    start = time.perf_counter()
+    while len(times) < 20 or (time.perf_counter() - start < seconds and len(times) < 2000):
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    ms = np.array(times) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
+            "p99_ms": float(np.percentile(ms, 99)), "throughput": batch / float(np.mean(times)), "runs": len(times)}
+
+
+def write_npy(path: str, array) -> None:
+    import os
+    import tempfile
+
+    import numpy as np
+
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = parser().parse_args(argv)
+    from ..runtime import create_session
+
+    model = load_model(args.model, args.weights, args.seed)
+    s = create_session(model, args.device, args.threads)
+    print(s.device_note, file=sys.stderr)
+    name, x = prepare_input(s.session, args.input, args.batch)
+    y = s.session.run(None, {name: x})[0]
+    if args.output:
+        write_npy(args.output, y)
+        print(f"wrote {args.output}: shape {list(y.shape)}")
+    else:
+        _print_output(y)
+    if args.bench:
+        r = benchmark(s.session, {name: x}, x.shape[0])
+        print(f"latency (batch {x.shape[0]}, {r['runs']} runs, {s.device}): p50 {r['p50_ms']:.3f} ms, "
+              f"p90 {r['p90_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms; throughput {r['throughput']:.1f} samples/s")
+    return EXIT_OK
+
+
+def _print_output(y) -> None:
+    import numpy as np
+
+    print(f"output shape {list(y.shape)}")
+    if y.ndim == 2 and y.shape[1] > 1:
+        print("argmax per sample:", np.argmax(y, axis=1).tolist()[:32])
+    with np.printoptions(precision=4, suppress=True, threshold=40):
+        print(y)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

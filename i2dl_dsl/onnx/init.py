@@ -1,0 +1,48 @@
+"""Initial values of parameters: the course's schemes.
+
+    gaussian  w ~ N(0, 0.01²)            small random numbers
+    xavier    w ~ N(0, 1/n_in)           keeps the variance through tanh layers
+    he        w ~ N(0, 2/n_in)           the same for ReLU layers (half the units are off)
+
+n_in is the fan-in: the product of a weight's dimensions after the first
+(in·kh·kw for a conv weight [out, in, kh, kw], in for an fc weight [out, in]).
+Biases start at zero. Each parameter draws from its own generator, seeded by
+the run's seed and the parameter's name, so the values do not depend on the
+order of the layers, and adding a layer changes no other layer's weights.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Callable
+
+import numpy as np
+
+SCHEMES = ("he", "xavier", "gaussian")
+
+
+def generator(seed: int, name: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def default_value(suffix: str, shape: tuple[int, ...], scheme: str, rng: np.random.Generator) -> np.ndarray:
+    if suffix.startswith("bias") or len(shape) < 2:
+        return np.zeros(shape, dtype=np.float32)
+    fan_in = int(np.prod(shape[1:]))
+    std = {"gaussian": 0.01, "xavier": np.sqrt(1.0 / fan_in), "he": np.sqrt(2.0 / fan_in)}[scheme]
+    return (rng.standard_normal(shape) * std).astype(np.float32)
+
+
+def initializer(graph, scheme: str, seed: int) -> Callable[[str, str, tuple[int, ...]], np.ndarray]:
+    """The function the graph builder calls for each `<layer>.<suffix>`."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown init scheme {scheme!r}")
+
+    def init(layer: str, suffix: str, shape: tuple[int, ...]) -> np.ndarray:
+        rng = generator(seed, f"{layer}.{suffix}")
+        value = graph.nodes[layer]["layer"].initial_value(suffix, shape, scheme, rng)
+        if value is None:
+            value = default_value(suffix, shape, scheme, rng)
+        return np.asarray(value, dtype=np.float32).reshape(shape)
+
+    return init

@@ -1,0 +1,107 @@
+"""The one place that creates onnxruntime sessions and picks the device.
+
+`device="auto"` uses CUDA when it really loads (the CUDA provider is listed
+*and* the session ends up running on it), otherwise the CPU; `"cuda"` where
+CUDA cannot load is an error, never a silent CPU run. onnxruntime's own
+warnings about CUDA libraries it cannot find are silenced: the caller gets
+one plain sentence about the device instead (`Session.device_note`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .diagnostics import UserError
+
+DEVICES = ("auto", "cpu", "cuda")
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
+
+
+@dataclass
+class Session:
+    session: Any  # onnxruntime.InferenceSession
+    device: str  # "cuda" or "cpu"
+    device_note: str
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+
+def _ort():
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)  # errors only: no CUDA-library warning spam
+    return ort
+
+
+def _cuda_driver_present() -> bool:
+    """Cheap test before asking onnxruntime: is an NVIDIA driver installed?"""
+    for name in ("libcuda.so.1", "libcuda.so"):
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def cuda_available() -> tuple[bool, str]:
+    """(whether CUDA can be tried, why not when it cannot)."""
+    ort = _ort()
+    if _CUDA not in ort.get_available_providers():
+        return False, "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
+    if not _cuda_driver_present():
+        return False, "no NVIDIA driver found (libcuda)"
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception as exc:  # noqa: BLE001 - a failed preload only means CPU
+            return False, f"the CUDA libraries did not load: {exc}"
+    return True, ""
+
+
+def session_options(threads: int | None = None, profile: str | None = None):
+    ort = _ort()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    # Small machines: one thread per core for the kernels, no inter-op pool.
+    options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
+    options.inter_op_num_threads = 1
+    if profile:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile
+    return options
+
+
+def create_session(model: str | bytes, device: str = "auto", threads: int | None = None,
+                   profile: str | None = None) -> Session:
+    """An inference session on the requested device; raises UserError when
+    the model cannot be loaded or `device="cuda"` cannot be honoured."""
+    if device not in DEVICES:
+        raise UserError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
+    ort = _ort()
+    use_cuda, why_not = (False, "CPU requested") if device == "cpu" else cuda_available()
+    if device == "cuda" and not use_cuda:
+        raise UserError(f"--device cuda: CUDA cannot be used: {why_not}", "use --device cpu or --device auto")
+    providers = [_CUDA, _CPU] if use_cuda else [_CPU]
+    try:
+        session = ort.InferenceSession(model, sess_options=session_options(threads, profile), providers=providers)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own hierarchy
+        where = f"'{model}'" if isinstance(model, str) else "the model"
+        raise UserError(f"onnxruntime cannot load {where}: {str(exc).strip().splitlines()[0]}") from None
+    running = session.get_providers()
+    if use_cuda and running[0] != _CUDA:
+        if device == "cuda":
+            raise UserError("--device cuda: the CUDA provider did not start", "use --device cpu or --device auto")
+        return Session(session, "cpu", "running on CPU (CUDA did not start)")
+    if running[0] == _CUDA:
+        return Session(session, "cuda", "running on CUDA")
+    note = "running on CPU" + (f" ({why_not})" if device == "auto" and why_not else "")
+    return Session(session, "cpu", note)
