@@ -28,6 +28,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=_positive, help="fold blocks below this many dotted name levels")
     p.add_argument("--format", choices=("table", "json"), default="table", help="summary format")
     p.add_argument("--batch", type=_positive, default=1, help="batch size for the memory estimate")
+    g = p.add_argument_group("ONNX export")
+    g.add_argument("--onnx", metavar="OUT", help="write the inference model as ONNX")
+    g.add_argument("--opset", type=int, default=21, help="ONNX opset (18 to 22, default 21)")
+    g.add_argument("--weights", help="initial weights by parameter name: .npz or .onnx")
+    g.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
+    g.add_argument("--init", choices=("he", "xavier", "gaussian"), default="he",
+                   help="initial weights: He N(0, 2/n), Xavier N(0, 1/n) or N(0, 0.01²)")
+    p.add_argument("--graph", metavar="PATH", help="draw the network to PATH (.svg, .png, .pdf or .dot)")
+    p.add_argument("--graph-depth", type=_positive, metavar="N", help="in the drawing, fold blocks below N levels")
+    p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="drawing direction (default TB)")
+    p.add_argument("--graph-level", choices=("layers", "onnx"), default="layers",
+                   help="draw the layers, or the exported ONNX op graph")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -36,6 +48,8 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     net = check(args.model)
     print_warnings(net.warnings)
+    if args.onnx:
+        _export(net, args)
     if args.summary:
         from .. import summary
 
@@ -47,7 +61,24 @@ def _main(argv: Sequence[str] | None) -> int:
         a = net.analysis
         print(f"{net.path}: ok: network {net.name}, {len(a.order)} layers, {a.total_params:,} parameters, "
               f"{a.total_macs:,} MACs")
+    if args.graph:
+        from ..render import draw
+
+        written = draw(net, args.graph, args.graph_depth, args.rankdir, args.graph_level)
+        print(f"wrote {written}", file=sys.stderr)
     return EXIT_OK
+
+
+def _export(net, args) -> None:
+    from ..onnx.export import save_model, to_onnx
+    from ..onnx.weights import read_weights
+
+    weights = read_weights(args.weights) if args.weights else None
+    model = to_onnx(net, opset=args.opset, weights=weights, seed=args.seed, init=args.init,
+                    weights_source=args.weights or "")
+    save_model(model, args.onnx)
+    source = f"weights from {args.weights}" if weights else f"{args.init} init, seed {args.seed}"
+    print(f"wrote {args.onnx}: opset {args.opset}, {len(model.graph.node)} nodes, {source}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
