@@ -40,9 +40,40 @@ class BatchNorm(Layer):
         return (np.ones if suffix in ("weight", "running_var") else np.zeros)(shape, dtype=np.float32)
 
     def lower(self, g, inputs):
+        if g.training:
+            return self._lower_training(g, inputs[0])
         operands = [inputs[0], g.param("weight"), g.param("bias"), g.param("running_mean"), g.param("running_var")]
         # ONNX's momentum weighs the old average: 1 - PyTorch's momentum.
         return g.op("BatchNormalization", operands, epsilon=self.a.eps, momentum=1.0 - self.a.momentum)
+
+    def _lower_training(self, g, x):
+        """Batch statistics, written out so that the autodiff sees plain ops:
+        x̂ = (x - μ_B)/√(σ²_B + ε), y = γ x̂ + β; the running averages take
+        μ_B and the unbiased σ²_B, as PyTorch does."""
+        channels = g.input_shapes[0][0]
+        image = len(g.input_shapes[0]) == 3
+        axes = g.const([0, 2, 3] if image else [0], hint="axes")
+        mean = g.op("ReduceMean", [x, axes], keepdims=1)
+        centred = g.op("Sub", [x, mean])
+        var = g.op("ReduceMean", [g.op("Mul", [centred, centred]), axes], keepdims=1)
+        eps = g.const(self.a.eps, dtype="float32", hint="eps")
+        normal = g.op("Mul", [centred, g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [var, eps])])])])
+        shape = g.const([1, channels, 1, 1] if image else [1, channels], hint="shape")
+        scale = g.op("Reshape", [g.param("weight"), shape])
+        shift = g.op("Reshape", [g.param("bias"), shape])
+        self._update_running(g, x, mean, var, channels)
+        return g.op("Add", [g.op("Mul", [normal, scale]), shift])
+
+    def _update_running(self, g, x, mean, var, channels: int) -> None:
+        flat = g.const([channels], hint="shape")
+        count = g.op("Div", [g.op("Cast", [g.op("Size", [x])], to=1), g.const(channels, dtype="float32")])
+        bessel = g.op("Div", [count, g.op("Sub", [count, g.const(1.0, dtype="float32")])])
+        unbiased = g.op("Mul", [g.op("Reshape", [var, flat]), bessel])
+        keep = g.const(1.0 - self.a.momentum, dtype="float32", hint="keep")
+        take = g.const(self.a.momentum, dtype="float32", hint="take")
+        for suffix, batch_value in (("running_mean", g.op("Reshape", [mean, flat])), ("running_var", unbiased)):
+            old = g.op("Mul", [g.param(suffix), keep])
+            g.buffer_update(suffix, g.op("Add", [old, g.op("Mul", [batch_value, take])]))
 
 
 @register
@@ -53,4 +84,7 @@ class Dropout(Layer):
     signature = (P("p", Float(0.0, 1.0, high_open=True), 0.5, "probability of dropping a unit"),)
 
     def lower(self, g, inputs):
+        if g.training and self.a.p > 0:
+            # Inverted dropout: the mask holds 0 or 1/(1-p), drawn afresh each step.
+            return g.op("Mul", [inputs[0], g.mask_input(1.0 - self.a.p)])
         return g.op("Identity", inputs)

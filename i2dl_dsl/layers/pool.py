@@ -49,6 +49,8 @@ class MaxPool(_Pool):
     doc = "max pooling (PyTorch MaxPool2d)"
 
     def lower(self, g, inputs):
+        if g.training:  # the indices output routes gradients back to the maxima
+            return g.op("MaxPool", inputs, outputs=2, **self.pool_attrs(g))[0]
         return g.op("MaxPool", inputs, **self.pool_attrs(g))
 
 

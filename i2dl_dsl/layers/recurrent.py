@@ -55,6 +55,8 @@ class _Recurrent(Layer):
         return tensor
 
     def lower(self, g, inputs):
+        if g.training:
+            return self._lower_unrolled(g, inputs[0])
         hidden = self.a.hidden
         axes0 = g.const([0], hint="axes")
         w = g.op("Unsqueeze", [self._onnx_weight(g, "weight_ih_l0"), axes0])
@@ -69,12 +71,47 @@ class _Recurrent(Layer):
         return g.op("Squeeze", [y_last, axes0])  # [1, N, H] → [N, H]
 
 
+    def _lower_unrolled(self, g, x):
+        """Training mode: the recurrence unrolled over the fixed T steps in
+        plain ops (MatMul, Gather, Split, Sigmoid, Tanh, ...) so the autodiff
+        can differentiate it. The input projection of all steps is one MatMul."""
+        steps = g.input_shapes[0][0]
+        w_ih = g.op("Transpose", [g.param("weight_ih_l0")], perm=[1, 0])  # [F, G·H]
+        w_hh = g.op("Transpose", [g.param("weight_hh_l0")], perm=[1, 0])  # [H, G·H]
+        bias = g.op("Add", [g.param("bias_ih_l0"), g.param("bias_hh_l0")])
+        projected = g.op("Add", [g.op("MatMul", [x, w_ih]), bias])  # [N, T, G·H]
+        h = c = None
+        outputs = []
+        for t in range(steps):
+            pre = g.op("Gather", [projected, g.const(t, hint="step")], axis=1)  # [N, G·H]
+            if h is not None:  # h_0 = 0: the first step has no recurrent term
+                pre = g.op("Add", [pre, g.op("MatMul", [h, w_hh])])
+            h, c = self.cell(g, pre, c)
+            outputs.append(h)
+        if not self.a.sequences:
+            return h
+        axis1 = g.const([1], hint="axes")
+        return g.op("Concat", [g.op("Unsqueeze", [o, axis1]) for o in outputs], axis=1)
+
+    def cell(self, g, pre: str, c: str | None) -> tuple[str, str | None]:
+        """One step from the pre-activations; returns (h, c)."""
+        return g.op("Tanh", [pre]), None
+
+
 @register
 class LSTM(_Recurrent):
     kind = "lstm"
     gates = 4
     onnx_op = "LSTM"
     onnx_gate_order = (0, 3, 1, 2)  # ONNX i, o, f, c from PyTorch i, f, g, o
+
+    def cell(self, g, pre, c):
+        # c_t = σ(f)·c_(t-1) + σ(i)·tanh(g),  h_t = σ(o)·tanh(c_t)
+        i, f, cand, o = g.op("Split", [pre], outputs=4, axis=1, num_outputs=4)
+        new = g.op("Mul", [g.op("Sigmoid", [i]), g.op("Tanh", [cand])])
+        if c is not None:
+            new = g.op("Add", [g.op("Mul", [g.op("Sigmoid", [f]), c]), new])
+        return g.op("Mul", [g.op("Sigmoid", [o]), g.op("Tanh", [new])]), new
     doc = "long short-term memory (PyTorch LSTM, one layer)"
 
 

@@ -28,6 +28,10 @@ class GraphBuilder:
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: dict[str, onnx.TensorProto] = field(default_factory=dict)
     value_infos: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
+    # Training mode only: new values of buffers (batch-norm running
+    # statistics), and per-step random inputs (dropout masks) with their shapes.
+    buffer_updates: dict[str, str] = field(default_factory=dict)
+    mask_inputs: dict[str, tuple[tuple[int, ...], float]] = field(default_factory=dict)
     _names: set[str] = field(default_factory=set)
 
     def unique(self, name: str) -> str:
@@ -40,7 +44,7 @@ class GraphBuilder:
 
     def initializer(self, name: str, array: np.ndarray) -> str:
         self._names.add(name)
-        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        self.initializers[name] = numpy_helper.from_array(np.array(array, order="C", copy=True), name)
         return name
 
     def declare(self, name: str, shape: tuple[int, ...] | None, elem=TensorProto.FLOAT) -> None:
@@ -70,6 +74,18 @@ class LayerBuilder:
         if name not in self.graph.initializers:
             shape = tuple(self.param_shapes[suffix])
             self.graph.initializer(name, self.graph.init_param(self.name, suffix, shape))
+        return name
+
+    def buffer_update(self, suffix: str, tensor: str) -> None:
+        """Training mode: `tensor` is the new value of the buffer `<layer>.<suffix>`."""
+        self.graph.buffer_updates[f"{self.name}.{suffix}"] = tensor
+
+    def mask_input(self, keep: float) -> str:
+        """Training mode: a graph input `<layer>.mask` shaped like the layer's
+        output, that the training loop fills each step with 0 or 1/keep."""
+        name = f"{self.name}.mask"
+        self.graph._names.add(name)
+        self.graph.mask_inputs[name] = (tuple(self.output_shape), keep)
         return name
 
     def const(self, value: Any, dtype=np.int64, hint: str = "const") -> str:

@@ -37,12 +37,22 @@ def parameter_shapes(net: CheckedNetwork) -> dict[str, tuple[int, ...]]:
 
 
 def to_onnx(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, np.ndarray] | None = None,
-            seed: int = 0, init: str = "he", weights_source: str = "weights", training: bool = False) -> onnx.ModelProto:
-    """The inference model (or, with training=True, the training-mode forward
-    graph). `weights` by name replace the initial values; all must fit."""
+            seed: int = 0, init: str = "he", weights_source: str = "weights") -> onnx.ModelProto:
+    """The inference model. `weights` by name replace the initial values; all must fit."""
+    builder, output = lower_network(net, opset, weights, seed, init, weights_source)
+    return assemble(net, builder, output, opset)
+
+
+def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, np.ndarray] | None = None,
+                  seed: int = 0, init: str = "he", weights_source: str = "weights", training: bool = False,
+                  strict: bool = True) -> tuple[GraphBuilder, str]:
+    """Lower every layer into a GraphBuilder; returns it and the output tensor.
+    training=True emits the training-mode forward pass (batch statistics,
+    dropout masks, unrolled recurrences). strict=False lets `weights` cover
+    only some parameters (the rest are initialised)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise UserError(f"opset {opset} is not supported; choose {MIN_OPSET} to {MAX_OPSET}")
-    given = match_weights(weights, parameter_shapes(net), weights_source) if weights is not None else {}
+    given = match_weights(weights, parameter_shapes(net), weights_source, strict) if weights is not None else {}
     scheme = initializer(net.graph, init, seed)
 
     def init_param(layer: str, suffix: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -51,7 +61,7 @@ def to_onnx(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, 
 
     builder = GraphBuilder(init_param, training)
     tensors = _lower_layers(net, builder)
-    return _assemble(net, builder, tensors[net.output], opset)
+    return builder, tensors[net.output]
 
 
 def _lower_layers(net: CheckedNetwork, builder: GraphBuilder) -> dict[str, str]:
@@ -89,7 +99,7 @@ def _name_output(builder: GraphBuilder, first: int, out: str, name: str, doc: st
     return name
 
 
-def _assemble(net: CheckedNetwork, builder: GraphBuilder, output: str, opset: int) -> onnx.ModelProto:
+def assemble(net: CheckedNetwork, builder: GraphBuilder, output: str, opset: int) -> onnx.ModelProto:
     shapes = net.analysis.shapes
     inputs = [helper.make_tensor_value_info(net.input, TensorProto.FLOAT, [BATCH, *shapes[net.input]])]
     outputs = [helper.make_tensor_value_info(output, TensorProto.FLOAT, [BATCH, *shapes[net.output]])]
