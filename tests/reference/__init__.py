@@ -1,0 +1,1 @@
+"""Independent references for the tests: the zoo built in plain PyTorch."""
