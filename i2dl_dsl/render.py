@@ -394,7 +394,7 @@ def _declared_shapes(values) -> dict[str, tuple[object, ...]]:
 
 def _add_op(dot: "graphviz.Digraph", node_id: str, node, weights: dict[str, tuple[int, ...]]) -> None:
     held = [_shape_text(weights[t]) for t in node.input if t in weights]
-    detail = [node.name, ("weights " + ", ".join(held)) if held else ""]
+    detail = [node.name, ("initializers " + ", ".join(held)) if held else ""]
     fill, line = FAMILY_COLOURS.get(ONNX_FAMILIES.get(node.op_type, ""), OTHER_COLOURS)
     dot.node(node_id, _label(node.op_type, "", detail), fillcolor=fill, color=line,
              tooltip=f"{node.name or node.op_type}: {node.op_type}")
