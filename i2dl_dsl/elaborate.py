@@ -156,6 +156,12 @@ class Elaborator:
                 if current is None:
                     raise _Skip()
                 continue
+            if label is not None and layers > 1 and isinstance(element, ast.Repeat):
+                # Copies continue the chain's numbering, as nn.Sequential(a, *[b] * n) does.
+                for _ in range(self._repeat_count(element, scope)):
+                    current = self.call(element.call, scope, current, f"{label}.{position}", first=False)
+                    position += 1
+                continue
             local = None
             if label is not None:
                 local = label if layers == 1 else f"{label}.{position}"
@@ -256,7 +262,7 @@ class Elaborator:
             raise _Skip() from None
         return env
 
-    def repeat(self, rep: ast.Repeat, scope: Scope, current: str | None, local: str | None) -> str | None:
+    def _repeat_count(self, rep: ast.Repeat, scope: Scope) -> int:
         try:
             count = evaluate(rep.count, scope.env)
         except UserError as exc:
@@ -266,6 +272,10 @@ class Elaborator:
             self._fail(f"a repetition count is a positive integer, got {count!r}", rep.count.span)
         if count + self.graph.number_of_nodes() > MAX_LAYERS:
             self._fail(f"repeating {count} times makes more than {MAX_LAYERS} layers", rep.count.span)
+        return count
+
+    def repeat(self, rep: ast.Repeat, scope: Scope, current: str | None, local: str | None) -> str | None:
+        count = self._repeat_count(rep, scope)
         local = local or scope.auto(rep.call.name)
         scope.taken.setdefault(local, rep.span)
         group = scope.child(local)

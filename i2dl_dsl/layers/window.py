@@ -69,6 +69,9 @@ def window_output(n: int, k: int, s: int, pad: tuple[int, int], d: int, rounding
     if value.denominator == 1:
         return int(value)
     if rounding == "floor":
+        if value < 1:  # rounding down would leave no output at all
+            raise UserError(f"output {AXES[axis]} is {formula} = {_num(value)}, rounded down to 0: "
+                            f"the window of {keff} does not fit an input of {n}", "use a smaller k or s, or pad")
         return math.floor(value)
     if rounding == "ceil":
         out = math.ceil(value)
