@@ -274,12 +274,13 @@ class Layer:
     def describe(self) -> str:
         """The key arguments, for tables and drawings: `64, k=3, s=2`."""
         parts = []
-        for p in self.signature:
+        for index, p in enumerate(self.signature):
             value = self.a.get(p.name)
             if p.default is not REQUIRED and value == _normalised_default(p):
                 continue
             shown = _show(value)
-            parts.append(shown if p.default is REQUIRED else f"{p.name}={shown}")
+            # As written in .net files: the first argument bare, the rest by name.
+            parts.append(shown if index == 0 and p.default is REQUIRED else f"{p.name}={shown}")
         return ", ".join(parts)
 
 

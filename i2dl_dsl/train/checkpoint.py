@@ -1,0 +1,41 @@
+"""Checkpoints: every tensor of the run plus its progress, in one `.npz`,
+written atomically so an interrupted write never leaves a broken file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..diagnostics import UserError
+
+META = "__meta__"
+
+
+def save(path: Path, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{f"t/{k}": v for k, v in tensors.items()}, **{META: np.array(json.dumps(meta))})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    if not path.is_file():
+        raise UserError(f"no checkpoint at '{path}' to resume from")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            tensors = {k[2:]: data[k] for k in data.files if k.startswith("t/")}
+            meta = json.loads(str(data[META]))
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"checkpoint '{path}' cannot be read: {exc}") from None
+    return tensors, meta

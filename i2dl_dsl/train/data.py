@@ -1,0 +1,112 @@
+"""Data for training: the embedded digits, or an `.npz` with `x` and `y`.
+
+Samples are fitted to the network's input (an 8×8 digit becomes [1, 8, 8],
+[8, 8] or [64] as the network asks); a shape that cannot fit is a clear
+error before any training starts. Splits and batch orders are seeded.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..diagnostics import UserError
+
+DIGITS = Path(__file__).resolve().parents[1] / "data" / "digits.npz"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x: np.ndarray  # float32 [S, *input]
+    y: np.ndarray  # int64 [S] class labels, or float32 [S, *output] targets
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, index: np.ndarray) -> "Dataset":
+        return Dataset(self.x[index], self.y[index], self.name)
+
+
+def load(source: str, input_shape: tuple[int, ...]) -> Dataset:
+    """`digits` (scikit-learn's 1,797 handwritten digits, 8×8, shipped with
+    this package) or the path of an .npz holding arrays `x` and `y`."""
+    if source == "digits":
+        with np.load(DIGITS, allow_pickle=False) as data:
+            x, y = data["x"].astype(np.float32) / 16.0, data["y"].astype(np.int64)
+        return Dataset(fit_input(x, input_shape, "digits"), y, "digits")
+    path = Path(source)
+    if path.suffix != ".npz":
+        raise UserError(f"--data takes 'digits' or an .npz file, got '{source}'")
+    if not path.is_file():
+        raise UserError(f"data file '{source}' does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in ("x", "y") if k not in data.files]
+            if missing:
+                raise UserError(f"data file '{source}' has no array {' or '.join(repr(m) for m in missing)}",
+                                f"it holds {', '.join(data.files) or 'nothing'}; save with numpy.savez(path, x=..., y=...)")
+            x, y = np.asarray(data["x"]), np.asarray(data["y"])
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"cannot read data file '{source}': {exc}") from None
+    if len(x) != len(y):
+        raise UserError(f"data file '{source}': x has {len(x)} samples but y has {len(y)}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise UserError(f"data file '{source}': x is {x.dtype}, not numbers")
+    labels = y.astype(np.int64) if np.issubdtype(y.dtype, np.integer) else y.astype(np.float32)
+    return Dataset(fit_input(x.astype(np.float32), input_shape, source), labels, path.stem)
+
+
+def fit_input(x: np.ndarray, input_shape: tuple[int, ...], source: str) -> np.ndarray:
+    sample = x.shape[1:]
+    if tuple(sample) == tuple(input_shape):
+        return x
+    if int(np.prod(sample)) == int(np.prod(input_shape)):
+        return x.reshape(len(x), *input_shape)
+    raise UserError(f"samples of '{source}' are {list(sample)}; the network's input is {list(input_shape)}",
+                    "change the network's input declaration or the data")
+
+
+def targets(data: Dataset, integer_labels: bool, output_shape: tuple[int, ...]) -> Dataset:
+    """Labels as the loss wants them: class indices, or float targets shaped
+    like the output (integer classes one-hot encoded; 0/1 kept for one output)."""
+    y = data.y
+    if integer_labels:
+        if y.dtype != np.int64 or y.ndim != 1:
+            raise UserError(f"this loss needs integer class labels y [S], got {y.dtype} {list(y.shape)}")
+        classes = output_shape[-1]
+        if y.min() < 0 or y.max() >= classes:
+            raise UserError(f"labels run from {y.min()} to {y.max()}, but the network has {classes} outputs")
+        return data
+    if y.dtype == np.int64 and y.ndim == 1:
+        units = int(np.prod(output_shape))
+        if units == 1:
+            if set(np.unique(y)) - {0, 1}:
+                raise UserError(f"the network has one output, but the labels have {len(np.unique(y))} classes",
+                                "one output fits binary 0/1 labels; use fc(K) and cross_entropy for K classes")
+            return Dataset(data.x, y.astype(np.float32).reshape(len(y), *output_shape), data.name)
+        if y.max() >= units:
+            raise UserError(f"labels run to {y.max()}, but the network has {units} outputs")
+        return Dataset(data.x, np.eye(units, dtype=np.float32)[y].reshape(len(y), *output_shape), data.name)
+    if tuple(y.shape[1:]) != tuple(output_shape):
+        raise UserError(f"targets are {list(y.shape[1:])} per sample; the network's output is {list(output_shape)}")
+    return data
+
+
+def split(data: Dataset, val: float, test: float, seed: int) -> tuple[Dataset, Dataset, Dataset]:
+    """Seeded shuffle into train, validation and test parts."""
+    order = np.random.default_rng([seed, 7]).permutation(len(data))
+    n_test, n_val = int(round(test * len(data))), int(round(val * len(data)))
+    if len(data) - n_test - n_val < 1:
+        raise UserError(f"{len(data)} samples leave nothing to train on after the validation and test splits")
+    return (data.subset(order[n_test + n_val:]), data.subset(order[n_test:n_test + n_val]),
+            data.subset(order[:n_test]))
+
+
+def batches(count: int, batch: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The epoch's mini-batches: a permutation that depends only on (seed, epoch)."""
+    order = np.random.default_rng([seed, epoch, 1]).permutation(count)
+    return [order[i:i + batch] for i in range(0, count, batch)]

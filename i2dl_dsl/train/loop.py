@@ -1,0 +1,190 @@
+"""The training loop: epochs of mini-batches through the ONNX training step,
+evaluation, metrics, early stopping, checkpoints and resumption.
+
+Every random choice (batch order, dropout masks) is drawn from a generator
+seeded by (seed, epoch, batch), so a resumed run repeats exactly what an
+uninterrupted one would have done.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..compiler import CheckedNetwork
+from ..diagnostics import UserError
+from . import checkpoint, data as datamod
+from .metrics import accuracy, loss_value
+from .progress import Progress, write_csv
+from .session import TrainingSession
+from .step import StepModel
+
+LAST, BEST = "checkpoint.npz", "best.npz"
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    epochs: int = 10
+    batch: int = 64
+    schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    early_stopping: dict[str, Any] | None = None
+    resume: bool = False
+    device: str = "auto"
+    threads: int | None = None
+    seed: int = 0
+    quiet: bool = False
+
+
+class Diverged(UserError):
+    pass
+
+
+def learning_rate(base: float, schedule: dict[str, Any], epoch: int, epochs: int) -> float:
+    """The rate for an epoch (from 0): constant, step decay or cosine annealing."""
+    name = schedule.get("name", "constant")
+    if name == "step":
+        return base * schedule.get("gamma", 0.1) ** (epoch // schedule["step_size"])
+    if name == "cosine":
+        low = schedule.get("min_lr", 0.0)
+        return low + (base - low) * (1 + math.cos(math.pi * epoch / max(1, epochs))) / 2
+    return base
+
+
+class Trainer:
+    def __init__(self, net: CheckedNetwork, step: StepModel, lr: float, options: RunOptions,
+                 train: datamod.Dataset, val: datamod.Dataset, augment=None):
+        self.net, self.step, self.lr, self.o = net, step, lr, options
+        self.train_data, self.val_data = train, val
+        self.augment = augment
+        self.session = TrainingSession(step, options.device, options.threads)
+        probe = np.zeros((min(2, len(train)), *net.analysis.shapes[net.output]), np.float32)
+        self.classifies = accuracy(step.loss.name, probe, train.y[: len(probe)]) is not None
+        self.history: list[dict[str, Any]] = []
+        self.position = {"epoch": 0, "batch": 0, "step": 0, "sum_loss": 0.0, "correct": 0.0, "seen": 0,
+                         "seconds": 0.0}
+        self.best = {"loss": math.inf, "epoch": -1, "wait": 0}
+        options.out.mkdir(parents=True, exist_ok=True)
+        if options.resume:
+            self._restore()
+
+    # ------------------------------------------------------------- checkpoints
+    def _meta(self) -> dict[str, Any]:
+        return {"position": self.position, "best": self.best, "history": self.history,
+                "network": self.net.name, "trainable": self.step.trainable}
+
+    def save(self) -> None:
+        checkpoint.save(self.o.out / LAST, self.session.snapshot(), self._meta())
+
+    def _restore(self) -> None:
+        tensors, meta = checkpoint.load(self.o.out / LAST)
+        expected = set(self.session.tensors)
+        if set(tensors) != expected or meta.get("trainable") != self.step.trainable:
+            raise UserError(f"checkpoint '{self.o.out / LAST}' belongs to another network or optimizer",
+                            "resume with the same model and settings, or start a new --out directory")
+        self.session.load(tensors)
+        self.position, self.best, self.history = meta["position"], meta["best"], meta["history"]
+
+    # ------------------------------------------------------------- running
+    def run(self) -> list[dict[str, Any]]:
+        try:
+            while self.position["epoch"] < self.o.epochs:
+                self._epoch()
+                if self._should_stop():
+                    break
+        except KeyboardInterrupt:
+            self.save()
+            raise UserError(f"interrupted: checkpoint saved in {self.o.out / LAST}",
+                            f"continue with --resume --out {self.o.out}") from None
+        if self.o.early_stopping and self.o.early_stopping.get("restore_best", True) and self.best["epoch"] >= 0:
+            best, _ = checkpoint.load(self.o.out / BEST)
+            self.session.load(best)
+        return self.history
+
+    def _epoch(self) -> None:
+        p = self.position
+        epoch = p["epoch"]
+        lr = learning_rate(self.lr, self.o.schedule, epoch, self.o.epochs)
+        order = datamod.batches(len(self.train_data), self.o.batch, self.o.seed, epoch)
+        progress = Progress(epoch, self.o.epochs, len(order), quiet=self.o.quiet)
+        while p["batch"] < len(order):
+            self._train_batch(order[p["batch"]], epoch, p["batch"], lr)
+            p["batch"] += 1
+            progress.update(p["batch"], p["sum_loss"] / p["seen"], self._train_accuracy(), p["seen"] / p["seconds"])
+        row = self._evaluate(epoch, lr)
+        progress.finish(row)
+        self.history.append(row)
+        self.position = {"epoch": epoch + 1, "batch": 0, "step": p["step"], "sum_loss": 0.0, "correct": 0.0,
+                         "seen": 0, "seconds": 0.0}
+        self._track_best(row)
+        write_csv(self.o.out / "metrics.csv", self.history)
+        self.save()
+
+    def _train_batch(self, index: np.ndarray, epoch: int, batch: int, lr: float) -> None:
+        p = self.position
+        x, y = self.train_data.x[index], self.train_data.y[index]
+        if self.augment is not None:
+            x = self.augment(x, np.random.default_rng([self.o.seed, epoch, batch, 3]))
+        rng = np.random.default_rng([self.o.seed, epoch, batch, 2])
+        masks = {name: (rng.random((len(index), *shape), dtype=np.float32) < keep).astype(np.float32) / keep
+                 for name, (shape, keep) in self.step.masks.items()}
+        start = time.perf_counter()
+        loss, out = self.session.train_step(x, y, masks, lr, p["step"] + 1)
+        p["seconds"] += time.perf_counter() - start
+        if not math.isfinite(loss):
+            raise Diverged(f"the loss became {loss} at epoch {epoch + 1}, step {p['step'] + 1}; training stopped",
+                           f"the last good checkpoint is {self.o.out / LAST}" if self.history else "",
+                           "lower the learning rate, or check the data for NaN/Inf values")
+        p["step"] += 1
+        p["sum_loss"] += loss * len(index)
+        p["seen"] += len(index)
+        acc = accuracy(self.step.loss.name, out, y)
+        p["correct"] += (acc or 0.0) * len(index)
+
+    def _train_accuracy(self) -> float | None:
+        p = self.position
+        return p["correct"] / p["seen"] if self.classifies and p["seen"] else None
+
+    def evaluate(self, dataset: datamod.Dataset) -> tuple[float, float | None]:
+        z = self.session.predict(dataset.x)
+        return loss_value(self.step.loss.name, z, dataset.y), accuracy(self.step.loss.name, z, dataset.y)
+
+    def _evaluate(self, epoch: int, lr: float) -> dict[str, Any]:
+        p = self.position
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": p["sum_loss"] / max(1, p["seen"]),
+                               "train_acc": self._train_accuracy(), "samples_per_s": p["seen"] / max(p["seconds"], 1e-9),
+                               "seconds": p["seconds"]}
+        if len(self.val_data):
+            row["val_loss"], row["val_acc"] = self.evaluate(self.val_data)
+        return row
+
+    # ------------------------------------------------------------- early stopping
+    def _track_best(self, row: dict[str, Any]) -> None:
+        if not self.o.early_stopping:
+            return
+        monitored = row.get("val_loss", row["train_loss"])
+        if monitored < self.best["loss"] - self.o.early_stopping.get("min_delta", 0.0):
+            self.best = {"loss": monitored, "epoch": row["epoch"], "wait": 0}
+            checkpoint.save(self.o.out / BEST, self.session.parameters(), {"epoch": row["epoch"]})
+        else:
+            self.best["wait"] += 1
+
+    def _should_stop(self) -> bool:
+        es = self.o.early_stopping
+        if es and self.best["wait"] >= es.get("patience", 5):
+            if not self.o.quiet:
+                print(f"early stopping: no improvement for {self.best['wait']} epochs; best was epoch "
+                      f"{self.best['epoch']}", file=sys.stderr)
+            return True
+        return False
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    path.write_text(json.dumps(result, indent=2) + "\n")

@@ -1,0 +1,179 @@
+"""The training step as one ONNX graph: forward in training mode, loss,
+backward (i2dl_dsl.autodiff), optimizer update.
+
+Inputs:  the batch `x`, labels `y`, dropout masks `<layer>.mask`, every
+         parameter and buffer by name, optimizer state `state/<param>/<slot>`,
+         the learning rate `lr` and the step number `step` (t, from 1).
+Outputs: `loss`, the network output, `new/<param>` for every trainable
+         parameter, `new/state/...`, and `new/<buffer>` (running statistics).
+
+Parameters are inputs, not initializers, so the session can keep them on the
+device and feed each step's outputs to the next (see session.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..autodiff import add_gradients
+from ..compiler import CheckedNetwork
+from ..onnx.builder import BATCH, GraphBuilder, LayerBuilder
+from ..onnx.export import DEFAULT_OPSET, assemble, lower_network, parameter_shapes
+from . import optimizers
+from .losses import LABEL, LOSSES, Loss, label_type
+
+LR, STEP, LOSS = "lr", "step", "loss"
+
+
+@dataclass
+class TrainConfig:
+    loss: str = "cross_entropy"
+    optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "adam", "lr": 1e-3, "beta1": 0.9,
+                                                                 "beta2": 0.999, "eps": 1e-8})
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    l2: float = 0.0
+    frozen: tuple[str, ...] = ()        # layer-name prefixes that get no gradient
+    lr_scale: dict[str, float] = field(default_factory=dict)  # layer-name prefix → factor
+    seed: int = 0
+    init: str = "he"
+
+
+@dataclass
+class StepModel:
+    model: onnx.ModelProto
+    eval_model: onnx.ModelProto
+    values: dict[str, np.ndarray]       # parameters and buffers, initial values
+    trainable: list[str]
+    buffers: list[str]
+    state: dict[str, np.ndarray]        # optimizer slots, zeros
+    masks: dict[str, tuple[tuple[int, ...], float]]
+    loss: Loss
+    output: str
+    input: str
+
+
+def _matches(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _scale_for(name: str, scales: dict[str, float]) -> float:
+    best = [(len(p), s) for p, s in scales.items() if _matches(name, [p])]
+    return max(best)[1] if best else 1.0
+
+
+def _as_inputs(graph: onnx.GraphProto, names: set[str]) -> dict[str, np.ndarray]:
+    """Move the initializers named in `names` to graph inputs; returns their values."""
+    values = {}
+    kept = []
+    for tensor in graph.initializer:
+        if tensor.name in names:
+            values[tensor.name] = numpy_helper.to_array(tensor)
+            graph.input.append(helper.make_tensor_value_info(tensor.name, TensorProto.FLOAT, list(tensor.dims)))
+        else:
+            kept.append(tensor)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return values
+
+
+def _append(model: onnx.ModelProto, builder: GraphBuilder) -> None:
+    model.graph.node.extend(builder.nodes)
+    model.graph.initializer.extend(builder.initializers.values())
+
+
+def _scalar_input(graph: onnx.GraphProto, name: str) -> None:
+    graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, []))
+
+
+def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.ndarray] | None = None,
+               opset: int = DEFAULT_OPSET) -> StepModel:
+    loss = LOSSES[config.loss]
+    builder, output = lower_network(net, opset, weights, config.seed, config.init, training=True, strict=False)
+    out_shape = net.analysis.shapes[net.output]
+    g = LayerBuilder(builder, "loss", f"{net.path}: train loss {loss.name}", [out_shape], ())
+    total = loss.emit(g, output, LABEL, out_shape)
+    shapes = parameter_shapes(net)
+    buffers = [n for n in builder.buffer_updates]
+    trainable = [n for n in shapes if n not in _buffer_names(net) and not _matches(n, config.frozen)]
+    total = _penalties(g, total, [n for n in trainable if ".weight" in n], config)
+    g.op("Identity", [total], output_names=[LOSS])
+
+    model = assemble(net, builder, output, opset)
+    values = _as_inputs(model.graph, set(shapes))
+    label_dims = [BATCH] if loss.integer_labels else [BATCH, *out_shape]
+    model.graph.input.append(helper.make_tensor_value_info(LABEL, label_type(loss), label_dims))
+    for mask, (shape, _) in builder.mask_inputs.items():
+        model.graph.input.append(helper.make_tensor_value_info(mask, TensorProto.FLOAT, [BATCH, *shape]))
+    model.graph.output.insert(0, helper.make_tensor_value_info(LOSS, TensorProto.FLOAT, []))
+
+    grads = add_gradients(model, LOSS, trainable)
+    state = _optimizer(model, builder, grads, shapes, config)
+    for name in buffers:
+        model.graph.node.append(helper.make_node("Identity", [builder.buffer_updates[name]], [f"new/{name}"],
+                                                 name=f"new/{name}"))
+        model.graph.output.append(helper.make_tensor_value_info(f"new/{name}", TensorProto.FLOAT, list(shapes[name])))
+    return StepModel(model, eval_model(net, values, opset), values, trainable, buffers, state,
+                     dict(builder.mask_inputs), loss, output, net.input)
+
+
+def _buffer_names(net: CheckedNetwork) -> set[str]:
+    return {f"{layer}.{suffix}" for layer, bufs in net.analysis.buffers.items() for suffix in bufs}
+
+
+def _penalties(g, total: str, weights: list[str], config: TrainConfig) -> str:
+    """L1: λ Σ|w|, L2: λ Σ w², over the weights (not biases)."""
+    for coefficient, term in ((config.l1, "Abs"), (config.l2, "Square")):
+        if not coefficient or not weights:
+            continue
+        parts = [g.op("ReduceSum", [g.op("Abs", [w]) if term == "Abs" else g.op("Mul", [w, w])], keepdims=0)
+                 for w in weights]
+        penalty = parts[0] if len(parts) == 1 else g.op("Sum", parts)
+        total = g.op("Add", [total, g.op("Mul", [penalty, g.const(coefficient, dtype="float32", hint="lambda")])])
+    return total
+
+
+def _optimizer(model, builder: GraphBuilder, grads: dict[str, str], shapes, config: TrainConfig
+               ) -> dict[str, np.ndarray]:
+    opts = dict(config.optimizer)
+    name = opts.pop("name")
+    graph = model.graph
+    _scalar_input(graph, LR)
+    _scalar_input(graph, STEP)
+    optimizer_builder = GraphBuilder(builder.init_param)
+    optimizer_builder._names = set(builder._names)
+    state: dict[str, np.ndarray] = {}
+    for param, grad in grads.items():
+        g = LayerBuilder(optimizer_builder, f"optimizer/{param}", f"optimizer {name}", [], ())
+        lr = LR
+        scale = _scale_for(param, config.lr_scale)
+        if scale != 1.0:
+            lr = g.op("Mul", [LR, g.const(scale, dtype="float32", hint="lr_scale")])
+        slots = {}
+        for slot in optimizers.SLOTS[name]:
+            slots[slot] = f"state/{param}/{slot}"
+            state[slots[slot]] = np.zeros(shapes[param], dtype=np.float32)
+            graph.input.append(helper.make_tensor_value_info(slots[slot], TensorProto.FLOAT, list(shapes[param])))
+        new_param, new_slots = optimizers.update(g, name, param, grad, lr, STEP, slots, opts, config.weight_decay)
+        g.op("Identity", [new_param], output_names=[f"new/{param}"])
+        graph.output.append(helper.make_tensor_value_info(f"new/{param}", TensorProto.FLOAT, list(shapes[param])))
+        for slot, tensor in new_slots.items():
+            out = f"new/{slots[slot]}"
+            g.op("Identity", [tensor], output_names=[out])
+            graph.output.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, list(shapes[param])))
+    _append(model, optimizer_builder)
+    return state
+
+
+def eval_model(net: CheckedNetwork, values: dict[str, np.ndarray], opset: int) -> onnx.ModelProto:
+    """The inference graph with parameters and buffers as inputs, so the
+    evaluation reads the very tensors the training step keeps on the device."""
+    builder, output = lower_network(net, opset, dict(values), training=False)
+    model = assemble(net, builder, output, opset)
+    _as_inputs(model.graph, set(values))
+    return model
