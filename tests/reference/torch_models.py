@@ -351,3 +351,29 @@ BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "logistic_regression": logistic_regression,
     "mlp": mlp,
 }
+
+
+# ----------------------------------------------------------------- training models
+
+
+def digits_cnn() -> nn.Module:
+    """models/digits_cnn.net"""
+    return named(
+        conv1=nn.Conv2d(1, 32, 3, padding=1, bias=False), bn1=nn.BatchNorm2d(32), relu1=nn.ReLU(),
+        conv2=nn.Conv2d(32, 32, 3, padding=1, bias=False), bn2=nn.BatchNorm2d(32), relu2=nn.ReLU(),
+        maxpool1=nn.MaxPool2d(2),
+        conv3=nn.Conv2d(32, 64, 3, padding=1, bias=False), bn3=nn.BatchNorm2d(64), relu3=nn.ReLU(),
+        maxpool2=nn.MaxPool2d(2),
+        flatten1=nn.Flatten(), dropout1=nn.Dropout(0.3),
+        fc1=nn.Linear(256, 64), relu4=nn.ReLU(),
+        head=nn.Linear(64, 10),
+    )
+
+
+def resnet_small(classes: int = 10) -> nn.Module:
+    """models/resnet_small.net"""
+    return named(
+        stem=nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU()),
+        layer1=BasicBlock(16, 16), layer2=BasicBlock(16, 32, 2), layer3=BasicBlock(32, 64, 2),
+        head=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes)),
+    )
