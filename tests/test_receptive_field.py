@@ -311,8 +311,6 @@ def test_vgg16_published_receptive_fields(tmp_path, layer, size, jump):
 # ----------------------------------------------------------------- known gaps
 
 
-@pytest.mark.xfail(strict=True, reason="a transposed convolution's step counts ceil(d(k-1)+1)/s) input "
-                   "units; with dilation an output unit gathers floor((k-1)g/s)·d/g + 1, g = gcd(d, s)")
 @pytest.mark.parametrize("layer", ["upconv(2, k=[3, 2], s=[3, 2], d=[2, 3])", "upconv(2, k=2, s=2, d=3)"])
 def test_dilated_transposed_convolution(tmp_path, layer):
     net = checked(tmp_path, f"""

@@ -44,7 +44,8 @@ class Conv(Layer):
         cin, h, w = check_spatial(self.kind, inputs)
         _check_groups(self.kind, cin, self.a.filters, self.a.groups)
         pads = self.pads(inputs[0])
-        size = [window_output(n, self.a.k[i], self.a.s[i], pads[i], self.a.d[i], self.a.round, i)
+        rounding = "floor" if self.a.p == "same" else self.a.round  # same means ⌈N/S⌉ by definition
+        size = [window_output(n, self.a.k[i], self.a.s[i], pads[i], self.a.d[i], rounding, i)
                 for i, n in enumerate((h, w))]
         return (self.a.filters, *size)
 
@@ -112,10 +113,17 @@ class UpConv(Layer):
         field = fields[0]
         if field is None:
             return None
-        # An output unit gathers ceil(F/S) input units; its jump shrinks by S.
-        taps = tuple(math.ceil((self.a.d[i] * (self.a.k[i] - 1) + 1) / self.a.s[i]) for i in range(2))
+        # Output o reads input i where o = s·i + d·t - p: the kernel taps t that
+        # fit step by s/g (g = gcd(d, s)), so the inputs read span
+        # ⌊(k-1)g/s⌋·d/g + 1 units (⌈k/s⌉ without dilation). The jump shrinks by s.
+        taps = tuple(self._taps(self.a.k[i], self.a.s[i], self.a.d[i]) for i in range(2))
         stride = tuple(Fraction(1, s) for s in self.a.s)
         return ReceptiveField(field.size, field.jump).window(taps, stride)
+
+    @staticmethod
+    def _taps(k: int, s: int, d: int) -> int:
+        g = math.gcd(d, s)
+        return (k - 1) * g // s * (d // g) + 1
 
     def lower(self, g, inputs):
         operands = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.a.bias else [])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Bool, Layer, Shape, P, register
-from .window import ROUND, check_spatial, resolve_padding, window_args, window_output
+from .window import ROUND, check_spatial, onnx_pads, resolve_padding, window_args, window_output
 
 
 class _Pool(Layer):
@@ -30,7 +30,8 @@ class _Pool(Layer):
             if max(begin, end) > self.a.k[i] // 2:
                 raise UserError(f"has padding {max(begin, end)}, more than half the kernel ({self.a.k[i]})",
                                 "a window of padding only would pool nothing; use a larger k or smaller p")
-        size = [window_output(n, self.a.k[i], self.stride[i], pads[i], 1, self.a.round, i)
+        rounding = "floor" if self.a.p == "same" else self.a.round  # same means ⌈N/S⌉ by definition
+        size = [window_output(n, self.a.k[i], self.stride[i], pads[i], 1, rounding, i)
                 for i, n in enumerate((h, w))]
         return (c, *size)
 
@@ -38,9 +39,15 @@ class _Pool(Layer):
         return fields[0].window(self.a.k, self.stride) if fields[0] else None
 
     def pool_attrs(self, g) -> dict:
-        (pt, pb), (pl, pr) = self.pads(g.input_shapes[0])
-        return dict(kernel_shape=list(self.a.k), strides=list(self.stride), pads=[pt, pl, pb, pr],
-                    ceil_mode=int(self.a.round == "ceil"))
+        """Attributes that give exactly the checker's output size. `round=ceil`
+        becomes extra end padding, never ONNX's ceil_mode: before opset 22,
+        ONNX's ceil_mode keeps a last window that starts in the end padding,
+        which PyTorch (and the checker) drop; onnxruntime follows PyTorch, but
+        ONNX's shape inference and checker do not. Padding never wins a max,
+        and an average leaves out what count_include_pad excludes."""
+        shape = g.input_shapes[0]
+        pads = onnx_pads(self.pads(shape), shape[1:], self.a.k, self.stride, (1, 1), g.output_shape[1:])
+        return dict(kernel_shape=list(self.a.k), strides=list(self.stride), pads=pads)
 
 
 @register
@@ -61,7 +68,29 @@ class AvgPool(_Pool):
     signature = (*_Pool.signature, P("count_include_pad", Bool(), True, "average over padding too"))
 
     def lower(self, g, inputs):
-        return g.op("AveragePool", inputs, count_include_pad=int(self.a.count_include_pad), **self.pool_attrs(g))
+        attrs = self.pool_attrs(g)
+        y = g.op("AveragePool", inputs, count_include_pad=int(self.a.count_include_pad), **attrs)
+        if not self.a.count_include_pad:
+            return y
+        # ONNX counts all the padding, the end padding that round=ceil adds
+        # too; PyTorch's divisor stops at the declared padding. Rescale the
+        # windows that reach past it by (what ONNX divided by) / (what PyTorch does).
+        shape, out = g.input_shapes[0], g.output_shape[1:]
+        declared = self.pads(shape)
+        counts = [self._taps(out[i], self.a.k[i], self.stride[i], shape[1 + i] + sum(declared[i]))
+                  for i in range(2)]
+        factor = (self.a.k[0] * self.a.k[1]) / (counts[0][:, None] * counts[1][None, :])
+        if (factor == 1).all():
+            return y
+        return g.op("Mul", [y, g.const(factor, dtype="float32", hint="divisor_ratio")])
+
+    @staticmethod
+    def _taps(out: int, k: int, s: int, padded: int):
+        """How many of each window's k taps lie within the input and its declared padding."""
+        import numpy as np
+
+        starts = np.arange(out) * s
+        return np.minimum(starts + k, padded) - starts
 
 
 class _GlobalPool(Layer):
