@@ -9,7 +9,7 @@ from typing import Any
 import networkx as nx
 
 from .analysis import Analysis, analyse
-from .diagnostics import Diagnostic, Diagnostics
+from .diagnostics import Diagnostic, Diagnostics, did_you_mean
 from .elaborate import elaborate
 from .loader import load
 from .trainspec import check_train
@@ -35,12 +35,29 @@ class CheckedNetwork:
         return self.graph.graph["output"]
 
 
+def _check_layer_names(section, graph: nx.DiGraph, diags: Diagnostics) -> None:
+    """`freeze` and `lr_scale` name layers or blocks: each must exist."""
+    known = set(graph.nodes) | set(graph.graph.get("groups", {}))
+    prefixes = known | {".".join(n.split(".")[:i]) for n in known for i in range(1, n.count(".") + 1)}
+    for stmt in section.stmts:
+        if stmt.key not in ("freeze", "lr_scale"):
+            continue
+        for value in stmt.values:
+            name = value.name if stmt.key == "lr_scale" else getattr(value.value, "name", None)
+            if name is not None and name not in prefixes:
+                diags.error(f"'{stmt.key}' names '{name}', which is no layer or block of the network", value.span,
+                            did_you_mean(name, prefixes) or "layer names are listed by --summary")
+
+
 def check(path: str | Path) -> CheckedNetwork:
     """Parse, elaborate and analyse a .net file; CompileError lists every mistake."""
     program = load(path)
     diags = Diagnostics(list(program.warnings))
     graph = elaborate(program, diags)
-    train = check_train(program.main.trains[0] if program.main.trains else None, diags)
+    section = program.main.trains[0] if program.main.trains else None
+    train = check_train(section, diags)
+    if section is not None:
+        _check_layer_names(section, graph, diags)
     # Chains cut short by an error add no nodes, so the shapes of what was
     # built are still worth checking: independent mistakes are all reported.
     analysis = analyse(graph, diags)
