@@ -96,7 +96,7 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
     loss = LOSSES[config.loss]
     builder, output = lower_network(net, opset, weights, config.seed, config.init, training=True, strict=False)
     out_shape = net.analysis.shapes[net.output]
-    g = LayerBuilder(builder, "loss", f"{net.path}: train loss {loss.name}", [out_shape], ())
+    g = LayerBuilder(builder, "loss", f"{net.path}: train loss {loss.name}", [out_shape], (), {})
     total = loss.emit(g, output, LABEL, out_shape)
     shapes = parameter_shapes(net)
     buffers = [n for n in builder.buffer_updates]
@@ -149,7 +149,7 @@ def _optimizer(model, builder: GraphBuilder, grads: dict[str, str], shapes, conf
     optimizer_builder._names = set(builder._names)
     state: dict[str, np.ndarray] = {}
     for param, grad in grads.items():
-        g = LayerBuilder(optimizer_builder, f"optimizer/{param}", f"optimizer {name}", [], ())
+        g = LayerBuilder(optimizer_builder, f"optimizer/{param}", f"optimizer {name}", [], (), {})
         lr = LR
         scale = _scale_for(param, config.lr_scale)
         if scale != 1.0:
