@@ -1,0 +1,197 @@
+"""What a gradient rule sees: node making, constants, shapes and attributes.
+
+Every node a rule makes is type-checked by ONNX shape inference as it is
+built, so a rule that wires a node wrongly fails at the line that built it,
+and the driver knows the shape of every gradient it has to un-broadcast.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+Dim = int | str | None  # a static size, a symbolic one ('N'), or unknown
+Shape = tuple[Dim, ...]
+
+FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+
+
+def _shape_of(type_proto: onnx.TypeProto) -> Shape | None:
+    tensor = type_proto.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+
+
+class GradContext:
+    """Types of every tensor, the constants of the graph, and the new nodes."""
+
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+        self.float_type = TensorProto.FLOAT  # the driver sets the loss's element type
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 21)
+        self.types: dict[str, onnx.TypeProto] = {}
+        self.consts: dict[str, TensorProto] = {}  # initializers and Constant outputs, forward and new
+        self.nodes: list[onnx.NodeProto] = []  # the backward nodes, in order
+        self.new_consts: dict[str, TensorProto] = {}
+        self.names: set[str] = set()
+        self.made: set[str] = set()  # outputs of the backward nodes
+        self._small: dict[tuple, str] = {}
+        self.label, self.doc = "loss", ""  # names and doc_string for the nodes made now
+        self._collect(model)
+
+    def _collect(self, model: onnx.ModelProto) -> None:
+        try:  # fills value_info gaps; a graph it cannot fully infer keeps what it has
+            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True).graph
+        except Exception:  # noqa: BLE001 - inference is a best effort here
+            inferred = model.graph
+        for graph in (inferred, model.graph):
+            for info in (*graph.value_info, *graph.input, *graph.output):
+                if info.type.HasField("tensor_type") and info.name not in self.types:
+                    self.types[info.name] = info.type
+        for tensor in model.graph.initializer:
+            self.consts[tensor.name] = tensor
+            self.types[tensor.name] = helper.make_tensor_type_proto(tensor.data_type, list(tensor.dims))
+        for node in model.graph.node:
+            self.names.update(node.output)
+            self.names.add(node.name)
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+                self.consts[node.output[0]] = node.attribute[0].t
+        self.names.update(self.types)
+
+    # --- what rules ask about tensors -------------------------------------------------
+
+    def shape(self, name: str) -> Shape | None:
+        """The shape of a tensor: ints, symbols ('N') or None per axis; None if unknown."""
+        return _shape_of(self.types[name]) if name in self.types else None
+
+    def static_shape(self, name: str) -> tuple[int, ...]:
+        """The shape, which must be fully known (rules that need sizes use this)."""
+        shape = self.shape(name)
+        if shape is None or not all(isinstance(d, int) for d in shape):
+            raise ValueError(f"the shape of '{name}' must be static here, found {shape}")
+        return shape  # type: ignore[return-value]
+
+    def rank(self, name: str) -> int:
+        shape = self.shape(name)
+        if shape is None:
+            raise ValueError(f"the rank of '{name}' is unknown")
+        return len(shape)
+
+    def elem_type(self, name: str) -> int:
+        return self.types[name].tensor_type.elem_type if name in self.types else self.float_type
+
+    def is_float(self, name: str) -> bool:
+        """Whether a tensor can carry a gradient (unknown types are assumed to)."""
+        return name not in self.types or self.elem_type(name) in FLOAT_TYPES
+
+    def value(self, name: str) -> np.ndarray | None:
+        """The value of a constant tensor (initializer or Constant output), else None."""
+        return numpy_helper.to_array(self.consts[name]) if name in self.consts else None
+
+    @staticmethod
+    def attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+        for attribute in node.attribute:
+            if attribute.name == name:
+                value = helper.get_attribute_value(attribute)
+                return value.decode() if isinstance(value, bytes) else value
+        return default
+
+    # --- making things -----------------------------------------------------------------
+
+    def at(self, label: str, doc: str = "") -> None:
+        """Name the nodes made from now on `grad/<label>/<op>`, with this doc_string."""
+        self.label, self.doc = label, doc
+
+    def unique(self, base: str) -> str:
+        name, index = base, 1
+        while name in self.names:
+            index += 1
+            name = f"{base}_{index}"
+        self.names.add(name)
+        return name
+
+    def const(self, value: Any, dtype: int | None = None) -> str:
+        """A constant initializer; float values take the gradient's element type."""
+        dtype = dtype or self.float_type
+        array = np.asarray(value, dtype=helper.tensor_dtype_to_np_dtype(dtype))
+        key = (dtype, array.shape, array.tobytes())
+        if array.size <= 16 and key in self._small:  # one initializer per small constant
+            return self._small[key]
+        name = self._small[key] = self.unique(f"grad/{self.label}/const")
+        tensor = numpy_helper.from_array(array, name)
+        self.consts[name] = self.new_consts[name] = tensor
+        self.types[name] = helper.make_tensor_type_proto(dtype, list(array.shape))
+        return name
+
+    def ints(self, values: Sequence[int]) -> str:
+        """An int64 vector constant (axes, shapes, pads)."""
+        return self.const(list(values), TensorProto.INT64)
+
+    def op(self, op_type: str, *inputs: str, shape: Sequence[Dim] | None = None, **attrs: Any) -> str:
+        """One new node with one output; `shape` overrides what inference found."""
+        out = self.ops(op_type, list(inputs), 1, **attrs)[0]
+        if shape is not None:
+            elem = self.types[out].tensor_type.elem_type
+            self.types[out] = helper.make_tensor_type_proto(elem, list(shape))
+        return out
+
+    def ops(self, op_type: str, inputs: list[str], outputs: int, **attrs: Any) -> list[str]:
+        """One new node named `grad/<forward node>/<op>`, with the forward node's doc_string."""
+        node_name = self.unique(f"grad/{self.label}/{op_type}")
+        names = [node_name] if outputs == 1 else [self.unique(f"{node_name}:{i}") for i in range(outputs)]
+        node = helper.make_node(op_type, inputs, names, name=node_name, doc_string=self.doc,
+                                **{k: v for k, v in attrs.items() if v is not None})
+        self._infer(node)
+        self.nodes.append(node)
+        self.made.update(names)
+        return names
+
+    def _infer(self, node: onnx.NodeProto) -> None:
+        schema = onnx.defs.get_schema(node.op_type, self.opset, "")
+        types = {i: self.types.get(i) or helper.make_tensor_type_proto(self.float_type, None)
+                 for i in node.input if i}
+        data = {i: self.consts[i] for i in node.input if i in self.consts
+                and self.consts[i].data_type == TensorProto.INT64}  # shapes, axes: small
+        try:
+            inferred = onnx.shape_inference.infer_node_outputs(
+                schema, node, types, data, opset_imports=list(self.model.opset_import),
+                ir_version=self.model.ir_version or onnx.IR_VERSION)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the node that failed
+            raise ValueError(f"gradient node {node.name} ({node.op_type}) is ill-formed: {exc}") from exc
+        for out in node.output:
+            self.types[out] = inferred.get(out) or helper.make_tensor_type_proto(self.float_type, None)
+
+    # --- shape-aware helpers: static constants where sizes are known, Shape ops where not ---
+
+    def shape_of(self, name: str) -> str:
+        """An int64 tensor holding the shape of `name` (a constant when static)."""
+        shape = self.shape(name)
+        if shape is not None and all(isinstance(d, int) for d in shape):
+            return self.ints(shape)
+        return self.op("Shape", name)
+
+    def reshape_like(self, grad: str, like: str) -> str:
+        """Reshape `grad` to the shape of `like`; one symbolic axis becomes -1."""
+        shape = self.shape(like)
+        if shape is None:
+            return self.op("Reshape", grad, self.op("Shape", like))
+        unknown = [i for i, d in enumerate(shape) if not isinstance(d, int)]
+        target = self.ints([-1 if i in unknown else d for i, d in enumerate(shape)]) if len(unknown) <= 1 \
+            else self.op("Shape", like)
+        return self.op("Reshape", grad, target, shape=shape)
+
+    def expand_like(self, grad: str, like: str) -> str:
+        """Broadcast `grad` to the shape of `like`."""
+        return self.op("Expand", grad, self.shape_of(like), shape=self.shape(like))
+
+    def zeros(self, shape_tensor: str, shape: Sequence[Dim] | None) -> str:
+        """A zero tensor of the shape held in `shape_tensor`, in the gradient's element type."""
+        zero = numpy_helper.from_array(np.zeros(1, helper.tensor_dtype_to_np_dtype(self.float_type)))
+        return self.op("ConstantOfShape", shape_tensor, value=zero, shape=shape)
+
+    def zeros_like(self, like: str) -> str:
+        return self.zeros(self.shape_of(like), self.shape(like))

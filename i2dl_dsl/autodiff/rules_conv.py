@@ -1,0 +1,232 @@
+"""Gradient rules for convolutions, pooling and resizing (any number of spatial axes).
+
+A strided, padded convolution is a linear map; its transpose is the
+ConvTranspose with the same geometry. When the forward op dropped input
+rows (a stride that does not divide the padded size, or ceil_mode windows
+that overhang), `_transposed_pads` finds the output_padding or extra end
+padding that gives the transpose exactly the input's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from .context import GradContext
+from .rules_shape import along_axis
+
+Grads = list[str | None]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The geometry of a sliding window along the spatial axes."""
+
+    kernel: list[int]
+    strides: list[int]
+    dilations: list[int]
+    begin: list[int]  # pads
+    end: list[int]
+
+    def span(self, axis: int) -> int:
+        return self.dilations[axis] * (self.kernel[axis] - 1) + 1
+
+
+def _window(ctx: GradContext, node: onnx.NodeProto, x: str, kernel: list[int]) -> Window:
+    """The window of a Conv or pool node, auto_pad resolved to explicit pads."""
+    r = len(kernel)
+    strides = list(ctx.attr(node, "strides", [1] * r))
+    dilations = list(ctx.attr(node, "dilations", [1] * r))
+    pads = list(ctx.attr(node, "pads", [0] * 2 * r))
+    auto_pad = ctx.attr(node, "auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        for i, n in enumerate(_spatial(ctx, x)):
+            out = -(-n // strides[i])
+            total = max(0, (out - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 - n)
+            small, large = total // 2, total - total // 2
+            pads[i], pads[r + i] = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+    elif auto_pad == "VALID":
+        pads = [0] * 2 * r
+    return Window(kernel, strides, dilations, pads[:r], pads[r:])
+
+
+def _transposed_pads(w: Window, size: list[int], out: list[int]) -> dict:
+    """Attributes of the ConvTranspose that maps `out` back onto exactly `size`:
+    rows the forward op never read come back as output_padding (zeros), and
+    windows overhanging the padded input are cut off with extra end padding."""
+    end, extra = list(w.end), []
+    for i, (n, m) in enumerate(zip(size, out)):
+        covered = w.strides[i] * (m - 1) + w.span(i)
+        missing = n + w.begin[i] + w.end[i] - covered
+        extra.append(max(missing, 0))
+        end[i] += max(-missing, 0)
+    return dict(kernel_shape=w.kernel, strides=w.strides, dilations=w.dilations, pads=w.begin + end,
+                output_padding=extra if any(extra) else None)
+
+
+def _spatial(ctx: GradContext, t: str) -> list[int]:
+    """The sizes of the spatial axes, which the rules here need static."""
+    shape = ctx.shape(t)
+    if shape is None or not all(isinstance(d, int) for d in shape[1:]):
+        _fail(t)
+    return list(shape[2:])
+
+
+def _fail(t: str) -> None:
+    raise ValueError(f"the channel and spatial axes of '{t}' must be static to differentiate through it")
+
+
+def _bias_grad(ctx: GradContext, g: str) -> str:
+    return ctx.op("ReduceSum", g, ctx.ints([0, *range(2, ctx.rank(g))]), keepdims=0)
+
+
+def conv(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """dx = ConvTranspose(g, W); dW = a correlation of x with g over the batch; db = Σ g."""
+    x, weight, g = node.input[0], node.input[1], grads[0]
+    kernel = list(ctx.attr(node, "kernel_shape") or ctx.static_shape(weight)[2:])
+    w, group = _window(ctx, node, x, kernel), ctx.attr(node, "group", 1)
+    dx = ctx.op("ConvTranspose", g, weight, group=group,
+                **_transposed_pads(w, _spatial(ctx, x), _spatial(ctx, node.output[0])))
+    dw = _weight_grad(ctx, x, g, w, group)
+    return [dx, dw, _bias_grad(ctx, g) if len(node.input) > 2 and node.input[2] else None]
+
+
+def conv_transpose(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """ConvTranspose is the transpose of Conv with its geometry:
+    dx = Conv(g, W); dW = the Conv weight gradient with g and x swapped; db = Σ g."""
+    x, weight, g = node.input[0], node.input[1], grads[0]
+    if ctx.attr(node, "output_shape") is not None or ctx.attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        raise ValueError(f"the gradient of ConvTranspose node '{node.name}' needs explicit pads "
+                         "(no output_shape, no SAME auto_pad)")
+    kernel = list(ctx.attr(node, "kernel_shape") or ctx.static_shape(weight)[2:])
+    w, group = _window(ctx, node, x, kernel), ctx.attr(node, "group", 1)
+    dx = ctx.op("Conv", g, weight, kernel_shape=w.kernel, strides=w.strides, dilations=w.dilations,
+                pads=w.begin + w.end, group=group)
+    dx = _crop(ctx, dx, _spatial(ctx, x))  # output_padding ≥ stride leaves extra rows
+    dw = _weight_grad(ctx, g, x, w, group)
+    return [dx, dw, _bias_grad(ctx, g) if len(node.input) > 2 and node.input[2] else None]
+
+
+def _weight_grad(ctx: GradContext, x: str, gy: str, w: Window, group: int) -> str:
+    """dW[o, c, κ] = Σ_n Σ_i gy[n, o, i] · xpad[n, c of o's group, i·stride + κ·dilation]:
+    a convolution of x, with its channels as batch and its batch as channels,
+    by gy as the kernel (stride and dilation swap roles); groups stay groups."""
+    n_spatial = len(w.kernel)
+    spatial = list(range(2, 2 + n_spatial))
+    sizes = _spatial(ctx, x)
+    channels = ctx.shape(x)[1]
+    per_group = channels // group
+    if group == 1:
+        xt = ctx.op("Transpose", x, perm=[1, 0, *spatial])  # [C, N, ...]
+    else:  # [N, G·c, ...] -> [c, G·N, ...] with the batch grouped by channel group
+        split = ctx.op("Reshape", x, ctx.ints([-1, group, per_group, *sizes]))
+        moved = ctx.op("Transpose", split, perm=[2, 1, 0, *(a + 1 for a in spatial)])
+        xt = ctx.op("Reshape", moved, ctx.ints([per_group, -1, *sizes]))
+    kernel = ctx.op("Transpose", gy, perm=[1, 0, *spatial])  # [O, N, ...]
+    full = ctx.op("Conv", xt, kernel, strides=w.dilations, dilations=w.strides, pads=w.begin + w.end,
+                  group=group)  # [c, O, κ...]
+    return ctx.op("Transpose", _crop(ctx, full, w.kernel), perm=[1, 0, *spatial])
+
+
+def _crop(ctx: GradContext, t: str, sizes: list[int]) -> str:
+    """The first `sizes` elements of each spatial axis."""
+    have = ctx.shape(t)[2:]
+    if list(have) == list(sizes):
+        return t
+    axes = list(range(2, 2 + len(sizes)))
+    return ctx.op("Slice", t, ctx.ints([0] * len(sizes)), ctx.ints(sizes), ctx.ints(axes))
+
+
+def _pool_window(ctx: GradContext, node: onnx.NodeProto) -> Window:
+    return _window(ctx, node, node.input[0], list(ctx.attr(node, "kernel_shape")))
+
+
+def max_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """dx = g added at the flat argmax positions MaxPool reports in Indices
+    (overlapping windows add up). A node without Indices is given them."""
+    x, g = node.input[0], grads[0]
+    if ctx.attr(node, "storage_order", 0) != 0:
+        raise ValueError(f"the gradient of MaxPool node '{node.name}' needs storage_order=0")
+    if len(node.output) < 2:
+        indices = ctx.unique(f"{node.output[0]}/indices")
+        node.output.append(indices)  # the forward node now also reports its argmax
+        ctx.types[indices] = onnx.helper.make_tensor_type_proto(onnx.TensorProto.INT64, ctx.shape(node.output[0]))
+    flat = ctx.ints([-1])
+    zeros = ctx.op("Reshape", ctx.zeros_like(x), flat)
+    summed = ctx.op("ScatterElements", zeros, ctx.op("Reshape", node.output[1], flat), ctx.op("Reshape", g, flat),
+                    axis=0, reduction="add")
+    return [ctx.reshape_like(summed, x)]
+
+
+def average_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """dx = ConvTranspose(g / count, ones): each output spreads its share over
+    its window; count is what the window averaged (padding included or not,
+    windows cut at the padded border as in ONNX and PyTorch)."""
+    x, g = node.input[0], grads[0]
+    w = _pool_window(ctx, node)
+    sizes, out = _spatial(ctx, x), _spatial(ctx, node.output[0])
+    count = np.ones(out)
+    for i, (n, m) in enumerate(zip(sizes, out)):
+        counts = _window_counts(w, i, n, m, ctx.attr(node, "count_include_pad", 0))
+        count = count * counts.reshape([-1 if a == i else 1 for a in range(len(out))])
+    channels = ctx.shape(x)[1]
+    ones = np.ones([channels, 1, *w.kernel])
+    if (count == count.flat[0]).all():  # one divisor everywhere: fold it into the kernel
+        kernel, scaled = ctx.const(ones / count.flat[0]), g
+    else:
+        kernel, scaled = ctx.const(ones), ctx.op("Mul", g, ctx.const(1.0 / count))
+    return [ctx.op("ConvTranspose", scaled, kernel, group=channels, **_transposed_pads(w, sizes, out))]
+
+
+def _window_counts(w: Window, axis: int, n: int, m: int, include_pad: int) -> np.ndarray:
+    """How many taps of each window along one axis were averaged."""
+    low, high = (0, n + w.begin[axis] + w.end[axis]) if include_pad else (w.begin[axis], w.begin[axis] + n)
+    taps = np.arange(m)[:, None] * w.strides[axis] + np.arange(w.kernel[axis])[None, :] * w.dilations[axis]
+    return ((taps >= low) & (taps < high)).sum(axis=1).astype(np.float64)
+
+
+def resize(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """Nearest and linear Resize are separable linear maps y = M·x per axis,
+    so dx = Mᵀ·g per axis, with M built here from ONNX's coordinate rules."""
+    x, y, g = node.input[0], node.output[0], grads[0]
+    rank = ctx.rank(x)
+    axes = [a % rank for a in ctx.attr(node, "axes") or range(rank)]
+    scales, sizes = (ctx.value(node.input[i]) if len(node.input) > i and node.input[i] else None for i in (2, 3))
+    for i, axis in enumerate(axes):
+        n, m = ctx.shape(x)[axis], ctx.shape(y)[axis]
+        scale = float(scales[i]) if scales is not None and scales.size else None
+        m = int(sizes[i]) if sizes is not None and sizes.size else m
+        if scale == 1.0 or n == m:
+            continue
+        if not isinstance(n, int) or not isinstance(m, int):
+            _fail(x)
+        g = along_axis(ctx, g, _resize_matrix(node, ctx, n, m, scale or m / n), axis)
+    return [g] + [None] * (len(node.input) - 1)
+
+
+def _resize_matrix(node: onnx.NodeProto, ctx: GradContext, n: int, m: int, scale: float) -> np.ndarray:
+    """M [m, n]: output i reads M[i, j]·x[j]."""
+    mode = ctx.attr(node, "mode", "nearest")
+    where = ctx.attr(node, "coordinate_transformation_mode", "half_pixel")
+    i = np.arange(m, dtype=np.float64)
+    source = {"half_pixel": (i + 0.5) / scale - 0.5, "asymmetric": i / scale,
+              "pytorch_half_pixel": (i + 0.5) / scale - 0.5 if m > 1 else np.zeros(m),
+              "align_corners": i * (n - 1) / (m - 1) if m > 1 else np.zeros(m)}.get(where)
+    if source is None or mode not in ("nearest", "linear") or ctx.attr(node, "antialias", 0):
+        raise ValueError(f"the gradient of Resize node '{node.name}' supports nearest and linear modes with "
+                         f"half_pixel, asymmetric, pytorch_half_pixel or align_corners coordinates")
+    matrix = np.zeros((m, n))
+    if mode == "nearest":
+        rounding = ctx.attr(node, "nearest_mode", "round_prefer_floor")
+        pick = {"floor": np.floor(source), "ceil": np.ceil(source),
+                "round_prefer_floor": np.ceil(source - 0.5), "round_prefer_ceil": np.floor(source + 0.5)}[rounding]
+        matrix[np.arange(m), np.clip(pick, 0, n - 1).astype(int)] = 1.0
+        return matrix
+    source = np.clip(source, 0, n - 1)  # linear reads the edge value beyond the border
+    left = np.floor(source).astype(int)
+    right, frac = np.minimum(left + 1, n - 1), source - left
+    np.add.at(matrix, (np.arange(m), left), 1 - frac)
+    np.add.at(matrix, (np.arange(m), right), frac)
+    return matrix

@@ -1,0 +1,125 @@
+"""Gradient rules for matrix products, softmax and the cross-entropy loss."""
+
+from __future__ import annotations
+
+import onnx
+
+from .context import GradContext
+
+Grads = list[str | None]
+
+
+def matmul(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """da = g·bᵀ, db = aᵀ·g over the last two axes; a 1-D operand is a
+    matrix with a unit axis (as MatMul treats it), batch axes are summed by
+    the driver where an operand was broadcast."""
+    (a, b), g = node.input, grads[0]
+    ra, rb = ctx.rank(a), ctx.rank(b)
+    a2 = ctx.op("Unsqueeze", a, ctx.ints([0])) if ra == 1 else a
+    b2 = ctx.op("Unsqueeze", b, ctx.ints([1])) if rb == 1 else b
+    if ra == 1:
+        g = ctx.op("Unsqueeze", g, ctx.ints([-2 if rb > 1 else 0]))
+    if rb == 1:
+        g = ctx.op("Unsqueeze", g, ctx.ints([-1]))
+    da = ctx.op("MatMul", g, _swap_last(ctx, b2))
+    db = ctx.op("MatMul", _swap_last(ctx, a2), g)
+    # drop the unit axes again: [..., 1, K] -> [..., K] and [..., K, 1] -> [..., K]
+    da = ctx.op("Squeeze", da, ctx.ints([-2])) if ra == 1 else da
+    db = ctx.op("Squeeze", db, ctx.ints([-1])) if rb == 1 else db
+    return [da, db]
+
+
+def _swap_last(ctx: GradContext, x: str) -> str:
+    rank = ctx.rank(x)
+    return ctx.op("Transpose", x, perm=[*range(rank - 2), rank - 1, rank - 2])
+
+
+def gemm(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """y = α·A'·B' + β·C with A' = A or Aᵀ, B' = B or Bᵀ. Each gradient is
+    itself one Gemm: dA = α·g·B'ᵀ (or its transpose), dB = α·A'ᵀ·g (likewise)."""
+    a, b, g = node.input[0], node.input[1], grads[0]
+    alpha, beta = ctx.attr(node, "alpha", 1.0), ctx.attr(node, "beta", 1.0)
+    ta, tb = ctx.attr(node, "transA", 0), ctx.attr(node, "transB", 0)
+    scale = {"alpha": alpha} if alpha != 1.0 else {}
+    da = ctx.op("Gemm", b, g, transA=tb, transB=1, **scale) if ta \
+        else ctx.op("Gemm", g, b, transB=1 - tb, **scale)
+    db = ctx.op("Gemm", g, a, transA=1, transB=ta, **scale) if tb \
+        else ctx.op("Gemm", a, g, transA=1 - ta, **scale)
+    dc = None
+    if len(node.input) > 2 and node.input[2]:
+        dc = g if beta == 1.0 else ctx.op("Mul", g, ctx.const(beta))
+    return [da, db, dc][:len(node.input)]
+
+
+def softmax(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """dx = y·(g - Σ_axis g·y)."""
+    y, g = node.output[0], grads[0]
+    axis = ctx.ints([ctx.attr(node, "axis", -1)])
+    dot = ctx.op("ReduceSum", ctx.op("Mul", g, y), axis, keepdims=1)
+    return [ctx.op("Mul", y, ctx.op("Sub", g, dot))]
+
+
+def log_softmax(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """dx = g - softmax(x)·Σ_axis g, with softmax(x) = exp(y)."""
+    y, g = node.output[0], grads[0]
+    axis = ctx.ints([ctx.attr(node, "axis", -1)])
+    total = ctx.op("ReduceSum", g, axis, keepdims=1)
+    return [ctx.op("Sub", g, ctx.op("Mul", ctx.op("Exp", y), total))]
+
+
+def softmax_cross_entropy(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """loss_i = -w_i·log softmax(scores)_i[label_i], with w_i the class
+    weight of label_i (1 without weights; 0 where label_i = ignore_index),
+    reduced by none, sum, or mean = Σ loss_i / Σ w_i. Then
+    dscores_i = (softmax_i - onehot(label_i))·w_i·g_i (/ Σ w for mean), and the
+    optional log_prob output adds its own log-softmax gradient. Class
+    weights are constants: they get no gradient."""
+    scores, labels = node.input[0], node.input[1]
+    weights = _label_weights(ctx, node) if _weighted(ctx, node) else None
+    per_item = _per_item_scale(ctx, node, grads[0], weights) if grads[0] is not None else None
+    probs = ctx.op("Softmax", scores, axis=1)
+    dscores = None
+    if per_item is not None:
+        classes = ctx.shape(scores)[1]
+        if not isinstance(classes, int):
+            raise ValueError(f"{node.name}: the class axis of the scores must be static, found {classes}")
+        onehot = ctx.op("OneHot", labels, ctx.const(classes, onnx.TensorProto.INT64), ctx.const([0.0, 1.0]), axis=1)
+        dscores = ctx.op("Mul", ctx.op("Sub", probs, onehot), per_item)
+    if len(grads) > 1 and grads[1] is not None:  # log_prob = log softmax(scores)
+        total = ctx.op("ReduceSum", grads[1], ctx.ints([1]), keepdims=1)
+        from_log_prob = ctx.op("Sub", grads[1], ctx.op("Mul", probs, total))
+        dscores = from_log_prob if dscores is None else ctx.op("Add", dscores, from_log_prob)
+    return [dscores] + [None] * (len(node.input) - 1)
+
+
+def _weighted(ctx: GradContext, node: onnx.NodeProto) -> bool:
+    has_weights = len(node.input) > 2 and bool(node.input[2])
+    return has_weights or ctx.attr(node, "ignore_index") is not None
+
+
+def _label_weights(ctx: GradContext, node: onnx.NodeProto) -> str:
+    """w_i: the class weight of each label, 0 for an ignored label."""
+    labels, ignore = node.input[1], ctx.attr(node, "ignore_index")
+    int_type = ctx.elem_type(labels)
+    ignored = ctx.op("Equal", labels, ctx.const(ignore, int_type)) if ignore is not None else None
+    if len(node.input) > 2 and node.input[2]:
+        safe = ctx.op("Where", ignored, ctx.const(0, int_type), labels) if ignored else labels
+        weights = ctx.op("Gather", node.input[2], safe, axis=0)
+    else:
+        weights = ctx.op("ConstantOfShape", ctx.shape_of(labels), value=onnx.helper.make_tensor(
+            "one", ctx.float_type, [1], [1.0]), shape=ctx.shape(labels))
+    return ctx.op("Where", ignored, ctx.const(0.0), weights) if ignored else weights
+
+
+def _per_item_scale(ctx: GradContext, node: onnx.NodeProto, g: str, weights: str | None) -> str:
+    """w_i·g_i (or w_i·g/Σw, g/count for mean), shaped to broadcast over the class axis."""
+    reduction = ctx.attr(node, "reduction", "mean")
+    if reduction == "mean":
+        labels = node.input[1]
+        count = ctx.op("ReduceSum", weights, keepdims=0) if weights else \
+            ctx.op("Cast", ctx.op("Size", labels), to=ctx.float_type)
+        g = ctx.op("Div", g, count)
+    scale = ctx.op("Mul", g, weights) if weights else g
+    if reduction == "none" or weights:  # per item: [N, d...] -> [N, 1, d...]
+        return ctx.op("Unsqueeze", scale, ctx.ints([1]))
+    return scale
