@@ -25,6 +25,7 @@ class TrainingSession:
         self.device = self.step_session.device
         self.eval_session: Session = create_session(step.eval_model.SerializeToString(), self.device, threads)
         self.tensors: dict[str, Any] = {}
+        self.last_gradients: dict[str, Any] = {}  # with TrainConfig.expose_gradients
         self.load({**step.values, **step.state})
         self._output_names = [o.name for o in self.step_session.session.get_outputs()]
         self._eval_inputs = [i.name for i in self.eval_session.session.get_inputs()]
@@ -65,6 +66,7 @@ class TrainingSession:
         for name, value in outputs.items():
             if name.startswith("new/"):
                 self.tensors[name[4:]] = value
+        self.last_gradients = {name[5:]: value for name, value in outputs.items() if name.startswith("grad/")}
         return float(outputs[LOSS].numpy()), outputs[self.spec.output].numpy()
 
     def predict(self, x: np.ndarray, batch: int = 512) -> np.ndarray:

@@ -42,6 +42,7 @@ class TrainConfig:
     lr_scale: dict[str, float] = field(default_factory=dict)  # layer-name prefix → factor
     seed: int = 0
     init: str = "he"
+    expose_gradients: bool = False      # also output `grad/<param>` (for tests and debugging)
 
 
 @dataclass
@@ -113,6 +114,12 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
     model.graph.output.insert(0, helper.make_tensor_value_info(LOSS, TensorProto.FLOAT, []))
 
     grads = add_gradients(model, LOSS, trainable)
+    if config.expose_gradients:
+        for param, grad in grads.items():
+            if grad != f"grad/{param}":
+                model.graph.node.append(helper.make_node("Identity", [grad], [f"grad/{param}"], name=f"expose/{param}"))
+            model.graph.output.append(helper.make_tensor_value_info(f"grad/{param}", TensorProto.FLOAT,
+                                                                    list(shapes[param])))
     state = _optimizer(model, builder, grads, shapes, config)
     for name in buffers:
         model.graph.node.append(helper.make_node("Identity", [builder.buffer_updates[name]], [f"new/{name}"],

@@ -1,0 +1,111 @@
+"""Training-step throughput: the compiler's ONNX training step on
+onnxruntime against the same model in PyTorch eager, same batch, same
+optimizer (Adam), same threads, in the same run.
+
+    python bench/train_speed.py [--batch 64] [--steps 30] [--device cpu|cuda] [--models digits_cnn,lenet5]
+
+Prints a Markdown table for BENCHMARKS.md (median of repeated timings
+after warm-up). Needs torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from i2dl_dsl.compiler import check  # noqa: E402
+from i2dl_dsl.train.session import TrainingSession  # noqa: E402
+from i2dl_dsl.train.step import TrainConfig, build_step  # noqa: E402
+
+MODELS = {  # .net file → PyTorch builder in tests/reference/torch_models.py
+    "digits_cnn": "digits_cnn", "lenet5": "lenet5", "resnet_small": "resnet_small", "lstm_classifier": "lstm_classifier",
+}
+
+
+def batch_for(net, batch: int, rng):
+    shape = net.analysis.shapes[net.input]
+    classes = net.analysis.shapes[net.output][-1]
+    return rng.standard_normal((batch, *shape)).astype(np.float32), rng.integers(0, classes, batch).astype(np.int64)
+
+
+def time_steps(step, steps: int, repeats: int = 5) -> float:
+    """Median seconds per step over `repeats` runs of `steps` steps."""
+    for _ in range(5):
+        step()
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        runs.append((time.perf_counter() - start) / steps)
+    return statistics.median(runs)
+
+
+def ours(name: str, batch: int, steps: int, device: str, threads: int) -> float:
+    net = check(ROOT / "models" / f"{name}.net")
+    spec = build_step(net, TrainConfig(loss="cross_entropy", optimizer={"name": "adam", "beta1": 0.9,
+                                                                       "beta2": 0.999, "eps": 1e-8}))
+    session = TrainingSession(spec, device, threads)
+    x, y = batch_for(net, batch, np.random.default_rng(0))
+    masks = {m: np.ones((batch, *shape), np.float32) for m, (shape, _) in spec.masks.items()}
+    counter = iter(range(1, 10**9))
+    return time_steps(lambda: session.train_step(x, y, masks, 1e-3, next(counter)), steps)
+
+
+def theirs(name: str, batch: int, steps: int, device: str, threads: int) -> float:
+    import torch
+
+    from tests.reference import torch_models
+
+    torch.set_num_threads(threads)
+    net = check(ROOT / "models" / f"{name}.net")
+    model = getattr(torch_models, MODELS[name])().to(device)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = batch_for(net, batch, np.random.default_rng(0))
+    x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        loss.item()  # the loss comes back to the host each step, as in ours
+
+    return time_steps(step, steps)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--models", default=",".join(MODELS))
+    args = ap.parse_args()
+    import onnxruntime
+    import torch
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; onnxruntime {onnxruntime.__version__}, "
+          f"torch {torch.__version__}; batch {args.batch}, {args.threads} threads, device {args.device}\n")
+    print("| model | ours (samples/s) | PyTorch eager (samples/s) | ratio |")
+    print("| --- | --- | --- | --- |")
+    for name in args.models.split(","):
+        a = ours(name, args.batch, args.steps, args.device, args.threads)
+        b = theirs(name, args.batch, args.steps, args.device, args.threads)
+        print(f"| {name} | {args.batch / a:,.0f} | {args.batch / b:,.0f} | {b / a:.2f}× |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
