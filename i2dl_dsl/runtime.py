@@ -9,10 +9,14 @@ one plain sentence about the device instead (`Session.device_note`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import re
+import sys
+import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from .diagnostics import UserError
 
@@ -35,8 +39,42 @@ class Session:
 def _ort():
     import onnxruntime as ort
 
-    ort.set_default_logger_severity(3)  # errors only: no CUDA-library warning spam
+    # Errors only. A provider that fails to load still logs an error line of
+    # its own: `_quiet_stderr` holds it back and the caller gets its reason.
+    ort.set_default_logger_severity(3)
     return ort
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[list[str]]:
+    """Hold back what native code writes to file descriptor 2 (onnxruntime's
+    logger bypasses Python); the lines are yielded for the caller to use."""
+    lines: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr: nothing to hold back
+        yield lines
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = re.sub(r"\x1b\[[0-9;]*m", "", held.read().decode(errors="replace"))
+            lines.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _load_failure(lines: list[str]) -> str:
+    """The reason in onnxruntime's log why a provider library did not load."""
+    for line in lines:
+        found = re.search(r"with error: (.+)", line) or re.search(r"\] (?:\[ONNXRuntimeError\] : \d+ : \w+ : )?(.+)", line)
+        if found:
+            return found.group(1).strip()
+    return ""
 
 
 def _cuda_driver_present() -> bool:
@@ -91,17 +129,25 @@ def create_session(model: str | bytes, device: str = "auto", threads: int | None
     if device == "cuda" and not use_cuda:
         raise UserError(f"--device cuda: CUDA cannot be used: {why_not}", "use --device cpu or --device auto")
     providers = [_CUDA, _CPU] if use_cuda else [_CPU]
-    try:
-        session = ort.InferenceSession(model, sess_options=session_options(threads, profile), providers=providers)
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own hierarchy
+    session, failure = None, ""
+    with _quiet_stderr() as log:
+        try:
+            session = ort.InferenceSession(model, sess_options=session_options(threads, profile),
+                                           providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own hierarchy
+            failure = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    if session is None:
         where = f"'{model}'" if isinstance(model, str) else "the model"
-        raise UserError(f"onnxruntime cannot load {where}: {str(exc).strip().splitlines()[0]}") from None
+        raise UserError(f"onnxruntime cannot load {where}: {failure}",
+                        "is it an ONNX model, and is any .data file beside it complete?")
     running = session.get_providers()
     if use_cuda and running[0] != _CUDA:
+        reason = _load_failure(log) or "onnxruntime fell back to the CPU"
         if device == "cuda":
-            raise UserError("--device cuda: the CUDA provider did not start", "use --device cpu or --device auto")
-        return Session(session, "cpu", "running on CPU (CUDA did not start)")
+            raise UserError(f"--device cuda: the CUDA provider did not start: {reason}",
+                            "use --device cpu or --device auto")
+        return Session(session, "cpu", f"running on CPU: CUDA did not start ({reason})")
     if running[0] == _CUDA:
         return Session(session, "cuda", "running on CUDA")
-    note = "running on CPU" + (f" ({why_not})" if device == "auto" and why_not else "")
+    note = "running on CPU" + (f": {why_not}" if device == "auto" and why_not else "")
     return Session(session, "cpu", note)

@@ -33,14 +33,33 @@ def load_model(path: str, weights: str | None, seed: int) -> bytes | str:
         raise UserError(f"model '{path}' does not exist")
     if path.endswith(".net"):
         from ..compiler import check
-        from ..onnx.export import to_onnx
+        from ..onnx.export import PROTOBUF_LIMIT, to_onnx
         from ..onnx.weights import read_weights
 
         net = check(path)
         given = read_weights(weights) if weights else None
-        return to_onnx(net, weights=given, seed=seed, weights_source=weights or "").SerializeToString()
+        model = to_onnx(net, weights=given, seed=seed, weights_source=weights or "")
+        if sum(t.ByteSize() for t in model.graph.initializer) > PROTOBUF_LIMIT:
+            return _save_beside_data(model, Path(path).stem)
+        return model.SerializeToString()
     if weights:
         raise UserError("--weights applies to .net models; an .onnx model carries its own")
+    return path
+
+
+def _save_beside_data(model, stem: str) -> str:
+    """A model too large to pass as bytes: written with external data to a
+    temporary directory that lasts until the command ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from ..onnx.export import save_model
+
+    directory = tempfile.mkdtemp(prefix="i2dl-run-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    path = str(Path(directory) / f"{stem}.onnx")
+    save_model(model, path)
     return path
 
 
@@ -50,27 +69,41 @@ def _expected(session) -> tuple[str, list]:
 
 
 def prepare_input(session, path: str | None, batch: int):
+    """The feed for the model's one input: the .npy at `path` (a batch, or one
+    sample without the batch axis), or a random batch."""
     import numpy as np
 
     name, shape = _expected(session)
-    sample = [d for d in shape[1:]]
+    sample = list(shape[1:])
     shown = "[" + ", ".join(str(d) for d in ["N", *sample]) + "]"
     if path is None:
+        if not all(isinstance(d, int) for d in sample):
+            raise UserError(f"the model's input {shown} has symbolic sizes; give one with --input")
         return name, np.random.default_rng(0).standard_normal([batch, *sample]).astype(np.float32)
     try:
         x = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise UserError(f"input '{path}' does not exist") from None
-    except (ValueError, OSError) as exc:
-        raise UserError(f"cannot read input '{path}' as .npy: {exc}") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"cannot read input '{path}' as .npy: {exc}", "save it with numpy.save(path, array)") from None
+    if not isinstance(x, np.ndarray):
+        raise UserError(f"input '{path}' is an archive of several arrays; the model expects one float32 {shown}")
     if x.dtype != np.float32:
         raise UserError(f"input '{path}' is {x.dtype}; the model expects float32 {shown}",
                         "convert it with x.astype(numpy.float32)")
-    if list(x.shape) == sample:
+    if _fits(x.shape, sample):
         x = x[None]
-    if x.ndim != len(shape) or list(x.shape[1:]) != sample:
-        raise UserError(f"input '{path}' has shape {list(x.shape)}; the model expects {shown} (or one sample {sample})")
+    if len(x.shape) != len(shape) or not _fits(x.shape[1:], sample):
+        raise UserError(f"input '{path}' has shape {list(x.shape)}; the model expects {shown} "
+                        f"(or one sample {sample})")
+    if x.shape[0] == 0:
+        raise UserError(f"input '{path}' holds no samples (shape {list(x.shape)}); the model expects {shown}")
     return name, x
+
+
+def _fits(shape, expected) -> bool:
+    """Whether sizes match; a symbolic expected size matches any."""
+    return len(shape) == len(expected) and all(not isinstance(e, int) or d == e for d, e in zip(shape, expected))
 
 
 def benchmark(session, feed, batch: int, seconds: float = 2.0) -> dict[str, float]:
@@ -90,20 +123,26 @@ def benchmark(session, feed, batch: int, seconds: float = 2.0) -> dict[str, floa
 
 
 def write_npy(path: str, array) -> None:
+    """Write atomically: a temporary file beside the target, then a rename."""
     import os
-    import tempfile
+    import secrets
 
     import numpy as np
 
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    if not target.parent.is_dir():
+        raise UserError(f"cannot write '{target}': the directory '{target.parent}' does not exist")
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
     try:
-        with os.fdopen(fd, "wb") as f:
+        # os.open with 0o666 gives the permissions a plain open() would (mkstemp's are owner-only).
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
             np.save(f, array)
         os.replace(tmp, target)
+    except OSError as exc:
+        raise UserError(f"cannot write '{target}': {exc.strerror or exc}") from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -8,12 +8,12 @@ order, names each layer's output tensor after the layer, declares its shape
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
@@ -40,7 +40,9 @@ def to_onnx(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, 
             seed: int = 0, init: str = "he", weights_source: str = "weights") -> onnx.ModelProto:
     """The inference model. `weights` by name replace the initial values; all must fit."""
     builder, output = lower_network(net, opset, weights, seed, init, weights_source)
-    return assemble(net, builder, output, opset)
+    model = assemble(net, builder, output, opset)
+    complete_value_info(model)
+    return model
 
 
 def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, np.ndarray] | None = None,
@@ -114,25 +116,42 @@ def assemble(net: CheckedNetwork, builder: GraphBuilder, output: str, opset: int
     return model
 
 
-def save_model(model: onnx.ModelProto, path: str | Path) -> None:
-    """Write atomically: a temporary file beside the target, then a rename.
+def complete_value_info(model: onnx.ModelProto) -> None:
+    """Declare the tensors inside layers too (a layer's output already is),
+    with the shapes ONNX infers for them.
 
-    Weights past protobuf's 2 GiB limit go to `<name>.data` beside the model.
+    Inference runs on a copy whose large initializers keep their type and
+    dims but not their data, so it is cheap, and works past 2 GiB.
+    """
+    graph = model.graph
+    known = {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
+    known.update(t.name for t in graph.initializer)
+    stub = _copy_without(model, "graph")
+    stub.graph.CopyFrom(_copy_without(graph, "initializer"))
+    stub.graph.initializer.extend(_without_data(t) if _data_bytes(t) > _INLINE_BYTES else t
+                                  for t in graph.initializer)
+    inferred = onnx.shape_inference.infer_shapes(stub)
+    graph.value_info.extend(v for v in inferred.graph.value_info if v.name not in known)
+
+
+def save_model(model: onnx.ModelProto, path: str | Path) -> None:
+    """Write atomically: a temporary file beside the target, then a rename;
+    a failed or interrupted write leaves any earlier file as it was.
+
+    Weights past protobuf's 2 GiB limit go to `<name>.data` beside the model
+    (ONNX external data); `model` itself is not changed.
     """
     target = Path(path)
-    if target.parent and not target.parent.exists():
+    if not target.parent.is_dir():
         raise UserError(f"cannot write '{target}': the directory '{target.parent}' does not exist")
     external = sum(t.ByteSize() for t in model.graph.initializer) > PROTOBUF_LIMIT
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    os.close(fd)
-    tmp = Path(tmp_name)
     data_name = f"{target.name}.data"
-    tmp_data = tmp.parent / f"{tmp.name}.data"
+    temporaries: list[Path] = []
     try:
+        tmp = _temporary_beside(target, temporaries)
         if external:
-            onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=tmp_data.name, size_threshold=1024)
-            _point_external_data(tmp, data_name)
+            tmp_data = _temporary_beside(target.parent / data_name, temporaries)
+            onnx.save_model(_externalised(model, tmp_data, data_name), str(tmp))
             os.replace(tmp_data, target.parent / data_name)
         else:
             onnx.save_model(model, str(tmp))
@@ -140,16 +159,69 @@ def save_model(model: onnx.ModelProto, path: str | Path) -> None:
     except OSError as exc:
         raise UserError(f"cannot write '{target}': {exc.strerror or exc}") from None
     finally:
-        for leftover in (tmp, tmp_data):
+        for leftover in temporaries:
             if leftover.exists():
                 leftover.unlink()
 
 
-def _point_external_data(model_file: Path, data_name: str) -> None:
-    """Rewrite the external-data location from the temporary name to the final one."""
-    model = onnx.load(str(model_file), load_external_data=False)
-    for tensor in model.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                entry.value = data_name
-    onnx.save_model(model, str(model_file))
+_INLINE_BYTES = 1024  # smaller tensors stay inside the model file
+_ALIGN = 4096  # external tensors start on page boundaries, so they can be memory-mapped
+
+
+def _temporary_beside(target: Path, created: list[Path]) -> Path:
+    """A new hidden file next to `target`, with the permissions a plain
+    open() would give (mkstemp's are owner-only)."""
+    for _ in range(100):
+        candidate = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        created.append(candidate)
+        return candidate
+    raise FileExistsError(f"no free temporary name beside '{target}'")
+
+
+def _data_bytes(tensor: onnx.TensorProto) -> int:
+    return tensor.ByteSize()  # the data and a few bytes of header; reading raw_data would copy it
+
+
+def _without_data(tensor: onnx.TensorProto) -> onnx.TensorProto:
+    return onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+
+
+def _externalised(model: onnx.ModelProto, data_file: Path, location: str) -> onnx.ModelProto:
+    """A copy of `model` whose large initializers point into `data_file`
+    (named `location` relative to the model), which this writes."""
+    copy = _copy_without(model, "graph")
+    copy.graph.CopyFrom(_copy_without(model.graph, "initializer"))
+    with open(data_file, "wb") as data:
+        for tensor in model.graph.initializer:
+            if _data_bytes(tensor) <= _INLINE_BYTES:
+                copy.graph.initializer.append(tensor)
+                continue
+            raw = tensor.raw_data if tensor.HasField("raw_data") else numpy_helper.to_array(tensor).tobytes()
+            offset = -data.tell() % _ALIGN + data.tell()
+            data.seek(offset)
+            data.write(raw)
+            stub = _without_data(tensor)
+            stub.data_location = onnx.TensorProto.EXTERNAL
+            for key, value in (("location", location), ("offset", offset), ("length", len(raw))):
+                stub.external_data.add(key=key, value=str(value))
+            copy.graph.initializer.append(stub)
+    return copy
+
+
+def _copy_without(message, skipped: str):
+    """A copy of a protobuf message without one (large) field."""
+    copy = type(message)()
+    for field, value in message.ListFields():
+        if field.name == skipped:
+            continue
+        if hasattr(value, "extend"):
+            getattr(copy, field.name).extend(value)
+        elif hasattr(value, "CopyFrom"):
+            getattr(copy, field.name).CopyFrom(value)
+        else:
+            setattr(copy, field.name, value)
+    return copy

@@ -30,7 +30,9 @@ def default_value(suffix: str, shape: tuple[int, ...], scheme: str, rng: np.rand
         return np.zeros(shape, dtype=np.float32)
     fan_in = int(np.prod(shape[1:]))
     std = {"gaussian": 0.01, "xavier": np.sqrt(1.0 / fan_in), "he": np.sqrt(2.0 / fan_in)}[scheme]
-    return (rng.standard_normal(shape) * std).astype(np.float32)
+    values = rng.standard_normal(shape, dtype=np.float32)
+    values *= np.float32(std)
+    return values
 
 
 def initializer(graph, scheme: str, seed: int) -> Callable[[str, str, tuple[int, ...]], np.ndarray]:
