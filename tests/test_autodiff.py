@@ -274,3 +274,180 @@ def test_rule_runs_in_onnxruntime(case: Case) -> None:
 def test_every_rule_has_a_case() -> None:
     tested = {p.values[0].op for p in CASES}
     assert sorted(set(RULES) - tested) == []
+
+
+# --- the driver -------------------------------------------------------------------------------
+
+def graph_model(nodes: list, inputs: dict[str, tuple], inits: dict[str, np.ndarray] | None = None,
+                dtype=TensorProto.DOUBLE) -> onnx.ModelProto:
+    """A model from nodes (named after their op unless named), its inputs' shapes and initializers."""
+    infos = [helper.make_tensor_value_info(n, dtype, list(s)) for n, s in inputs.items()]
+    inits = [numpy_helper.from_array(v, n) for n, v in (inits or {}).items()]
+    return _model(nodes, infos, [helper.make_tensor_value_info("loss", dtype, [])], inits)
+
+
+def node(op: str, inputs: list[str], output: str, name: str = "", **attrs) -> onnx.NodeProto:
+    name = name or output
+    return helper.make_node(op, inputs, [output], name=name, doc_string=f"{DOC} {name}", **attrs)
+
+
+def backward_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [n for n in model.graph.node if n.name.startswith("grad/")]
+
+
+def test_fan_in_is_one_sum() -> None:
+    """x feeds Mul twice and Exp once: d/dx Σ(x·x + eˣ) = 2x + eˣ, summed by one Sum node."""
+    model = graph_model([node("Mul", ["x", "x"], "sq"), node("Exp", ["x"], "ex"), node("Add", ["sq", "ex"], "s"),
+                         node("ReduceSum", ["s"], "loss", keepdims=0)], {"x": ("N", 3)})
+    grads = add_gradients(model, "loss", ["x"])
+    sums = [n for n in backward_nodes(model) if n.op_type == "Sum"]
+    assert [(list(n.output), len(n.input)) for n in sums] == [(["grad/x"], 3)]
+    x = r(2, 3)
+    (got,) = ReferenceEvaluator(model).run([grads["x"]], {"x": x})
+    np.testing.assert_allclose(got, 2 * x + np.exp(x), rtol=1e-12)
+
+
+def test_broadcast_is_summed_back_to_the_input_shape() -> None:
+    model = graph_model([node("Add", ["x", "b"], "s"), node("Mul", ["s", "w"], "m"),
+                         node("ReduceSum", ["m"], "loss", keepdims=0)], {"x": ("N", 3, 4), "b": (3, 1)},
+                        {"w": r(3, 4)})
+    grads = add_gradients(model, "loss", ["b"])
+    producer = {o: n for n in model.graph.node for o in n.output}
+    summed = producer[producer["grad/b"].input[0]]  # Reshape([N, 3, 4] summed over N and the last axis)
+    assert (producer["grad/b"].op_type, summed.op_type) == ("Reshape", "ReduceSum")
+    w = numpy_helper.to_array(model.graph.initializer[0])
+    (got,) = ReferenceEvaluator(model).run([grads["b"]], {"x": r(5, 3, 4), "b": r(3, 1)})
+    np.testing.assert_allclose(got, 5 * w.sum(axis=1, keepdims=True), rtol=1e-12)
+
+
+def test_zero_gradients_emit_nothing() -> None:
+    """A parameter off the loss's path gets explicit zeros and no backward
+    nodes; a zero-derivative op (Floor) stops the flow; an integer path
+    (Shape) needs no rule; gradients nobody asked for are not computed."""
+    model = graph_model([node("Tanh", ["v"], "unused"), node("Floor", ["u"], "fl"), node("Shape", ["x"], "shape"),
+                         node("Reshape", ["x", "shape"], "same"), node("Conv", ["same", "k"], "conv"),
+                         node("Mul", ["conv", "fl"], "m"), node("ReduceSum", ["m"], "loss", keepdims=0)],
+                        {"x": ("N", 1, 4, 4), "v": (2,), "u": (1,), "k": (1, 1, 3, 3)})
+    grads = add_gradients(model, "loss", ["k", "v", "u"])
+    made = {n.name.split("/")[1] for n in backward_nodes(model)}
+    assert made == {"loss", "m", "conv", "v", "u"}  # the seed, Mul, Conv, then zeros for v and u
+    assert not [n for n in backward_nodes(model) if n.op_type == "ConvTranspose"]  # dx: not asked for
+    feeds = {"x": r(2, 1, 4, 4), "v": r(2), "u": r(1), "k": r(1, 1, 3, 3)}
+    dk, dv, du = ReferenceEvaluator(model).run([grads[w] for w in ("k", "v", "u")], feeds)
+    assert dv.shape == (2,) and not dv.any() and du.shape == (1,) and not du.any()
+    assert dk.any()
+
+
+def test_integer_casts_carry_no_gradient() -> None:
+    """loss = Σ x·w + Σ float(int(x)): the second term is piecewise constant."""
+    model = graph_model([node("Mul", ["x", "w"], "m"), node("Cast", ["x"], "i", to=TensorProto.INT64),
+                         node("Cast", ["i"], "f", to=TensorProto.DOUBLE), node("Add", ["m", "f"], "s"),
+                         node("ReduceSum", ["s"], "loss", keepdims=0)], {"x": (2, 3)}, {"w": r(2, 3)})
+    grads = add_gradients(model, "loss", ["x"])
+    (got,) = ReferenceEvaluator(model).run([grads["x"]], {"x": 5 * r(2, 3)})
+    np.testing.assert_array_equal(got, numpy_helper.to_array(model.graph.initializer[0]))
+
+
+def test_names_and_source_locations() -> None:
+    """Gradients are `grad/<w>` (also a pass-through), nodes `grad/<node>/<op>`
+    with the forward node's doc_string, and value_info gives their shapes."""
+    model = graph_model([node("Identity", ["w"], "same"), node("Relu", ["x"], "relu"),
+                         node("Add", ["same", "relu"], "s"), node("ReduceSum", ["s"], "loss", "total", keepdims=0)],
+                        {"x": ("N", 3), "w": (3,)})
+    grads = add_gradients(model, "loss", ["w", "x"])
+    assert grads == {"w": "grad/w", "x": "grad/x"}
+    forward = {n.name for n in model.graph.node if not n.name.startswith("grad/")}
+    for n in backward_nodes(model):
+        label = n.name.split("/")[1]  # a forward node, or a tensor (the loss's seed, w's own name)
+        assert n.name.startswith(f"grad/{label}/{n.op_type}")
+        assert n.doc_string == (f"{DOC} {label}" if label in forward else "")
+    shapes = {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+              for v in model.graph.value_info}
+    assert shapes["grad/w"] == [3] and shapes["grad/x"] == ["N", 3]
+
+
+def test_max_pool_gets_its_indices() -> None:
+    model = graph_model([node("MaxPool", ["x"], "pool", kernel_shape=[2, 2]),
+                         node("ReduceSum", ["pool"], "loss", keepdims=0)], {"x": ("N", 1, 3, 3)})
+    grads = add_gradients(model, "loss", ["x"])
+    assert len(model.graph.node[0].output) == 2
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    (got,) = evaluator(model).run([grads["x"]], {"x": x})
+    np.testing.assert_array_equal(got[0, 0], [[0, 0, 0], [0, 1, 1], [0, 1, 1]])
+
+
+def test_missing_rule_names_op_node_and_source() -> None:
+    model = graph_model([node("Erf", ["x"], "erf"), node("ReduceSum", ["erf"], "loss", keepdims=0)], {"x": (3,)})
+    with pytest.raises(MissingGradient) as caught:
+        add_gradients(model, "loss", ["x"])
+    error = caught.value
+    assert (error.op_type, error.node_name, error.doc_string) == ("Erf", "erf", f"{DOC} erf")
+    assert "'Erf'" in str(error) and "'erf'" in str(error) and DOC in str(error)
+    assert (error.span.path, error.span.line, error.span.col) == ("models/test.net", 7, 5)
+    assert "Conv" in error.hints[0] and "MaxPool" in error.hints[0]
+
+
+def test_missing_rule_off_the_path_is_fine() -> None:
+    model = graph_model([node("Erf", ["x"], "erf"), node("Mul", ["erf", "w"], "m"),
+                         node("ReduceSum", ["m"], "loss", keepdims=0)], {"x": (3,), "w": (3,)})
+    grads = add_gradients(model, "loss", ["w"])
+    x = r(3)
+    (got,) = ReferenceEvaluator(model).run([grads["w"]], {"x": x, "w": r(3)})
+    np.testing.assert_allclose(got, [float(v) for v in ReferenceEvaluator(model).run(["erf"], {"x": x, "w": x})[0]])
+
+
+# --- a whole network against PyTorch ------------------------------------------------------------
+
+CNN_PARAMS = {"conv.weight": (4, 2, 3, 3), "conv.bias": (4,), "fc.weight": (5, 4 * 3 * 3), "fc.bias": (5,)}
+
+
+def cnn_model(dtype: int) -> onnx.ModelProto:
+    """Conv(p=1) → Relu → MaxPool(3, s=2) → Flatten → Gemm → SoftmaxCrossEntropyLoss, parameters as inputs."""
+    nodes = [node("Conv", ["x", "conv.weight", "conv.bias"], "conv", pads=[1, 1, 1, 1]),
+             node("Relu", ["conv"], "relu"), node("MaxPool", ["relu"], "pool", kernel_shape=[3, 3], strides=[2, 2]),
+             node("Flatten", ["pool"], "flat", axis=1), node("Gemm", ["flat", "fc.weight", "fc.bias"], "fc", transB=1),
+             node("SoftmaxCrossEntropyLoss", ["fc", "labels"], "loss", "ce")]
+    model = graph_model(nodes, {"x": ("N", 2, 7, 7), **CNN_PARAMS}, dtype=dtype)
+    model.graph.input.append(helper.make_tensor_value_info("labels", TensorProto.INT64, ["N"]))
+    return model
+
+
+def cnn_feeds(dtype) -> dict[str, np.ndarray]:
+    values = np.random.default_rng(7)
+    feeds = {name: (values.standard_normal(shape) * 0.5).astype(dtype) for name, shape in CNN_PARAMS.items()}
+    return {**feeds, "x": values.standard_normal((3, 2, 7, 7)).astype(dtype), "labels": np.array([4, 0, 2])}
+
+
+def torch_gradients(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    torch = pytest.importorskip("torch")
+    f = torch.nn.functional
+    params = {n: torch.tensor(feeds[n], requires_grad=True) for n in [*CNN_PARAMS, "x"]}
+    hidden = f.max_pool2d(f.relu(f.conv2d(params["x"], params["conv.weight"], params["conv.bias"],
+                                          padding=1)), 3, stride=2)
+    scores = f.linear(hidden.flatten(1), params["fc.weight"], params["fc.bias"])
+    f.cross_entropy(scores, torch.tensor(feeds["labels"])).backward()
+    return {n: p.grad.numpy() for n, p in params.items()}
+
+
+def test_cnn_matches_pytorch_in_float64() -> None:
+    feeds = cnn_feeds(np.float64)
+    expected = torch_gradients(feeds)
+    model = cnn_model(TensorProto.DOUBLE)
+    grads = add_gradients(model, "loss", [*CNN_PARAMS, "x"])
+    got = evaluator(model).run(list(grads.values()), feeds)
+    for name, value in zip(grads, got):
+        np.testing.assert_allclose(value, expected[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_cnn_matches_pytorch_in_onnxruntime_float32() -> None:
+    ort = pytest.importorskip("onnxruntime")
+    feeds = cnn_feeds(np.float32)
+    expected = torch_gradients(feeds)
+    model = cnn_model(TensorProto.FLOAT)
+    grads = add_gradients(model, "loss", [*CNN_PARAMS, "x"])
+    model.graph.output.extend(v for v in model.graph.value_info if v.name in grads.values())
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(list(grads.values()), feeds)
+    for name, value in zip(grads, got):
+        np.testing.assert_allclose(value, expected[name], rtol=1e-4, atol=1e-4, err_msg=name)

@@ -54,6 +54,7 @@ def add_gradients(model: onnx.ModelProto, loss: str, wrt: list[str]) -> dict[str
         raise ValueError(f"the loss '{loss}' is not a float tensor of the graph")
     ctx.float_type = ctx.elem_type(loss)
     grads = _Gradients(ctx)
+    ctx.at(loss)
     one = helper.make_tensor("one", ctx.float_type, [1], [1.0])
     grads.add(loss, ctx.op("ConstantOfShape", ctx.shape_of(loss), value=one, shape=ctx.shape(loss)))
     active = _between(model.graph, ctx, set(wrt), loss)
