@@ -28,8 +28,22 @@ class Span:
     end_line: int
     end_col: int
 
+    @staticmethod
+    def file(path: str) -> "Span":
+        """The file as a whole: shown as `path:1:1`, with no line quoted."""
+        return Span(path, 1, 1, 1, 1)
+
+    @staticmethod
+    def unreadable(path: str) -> "Span":
+        """A file with no lines to point at (missing, unreadable): shown as `path`."""
+        return Span(path, 0, 0, 0, 0)
+
+    @property
+    def empty(self) -> bool:
+        return self.end_line == self.line and self.end_col <= self.col
+
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}"
+        return f"{self.path}:{self.line}:{self.col}" if self.line > 0 else self.path
 
 
 @dataclass(frozen=True)
@@ -64,18 +78,28 @@ class UserError(Exception):
 
 @dataclass
 class Diagnostics:
-    """An ordered collection that a pass appends to while it keeps going."""
+    """An ordered collection that a pass appends to while it keeps going.
+
+    A diagnostic equal to one already held is dropped: a mistake inside a
+    block used ten times is reported once.
+    """
 
     items: list[Diagnostic] = field(default_factory=list)
+    _seen: set[Diagnostic] = field(default_factory=set, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._seen.update(self.items)
 
     def error(self, message: str, span: Span | None, *hints: str, notes=()) -> None:
-        self.items.append(Diagnostic("error", message, span, tuple(h for h in hints if h), tuple(notes)))
+        self.add(Diagnostic("error", message, span, tuple(h for h in hints if h), tuple(notes)))
 
     def warning(self, message: str, span: Span | None, *hints: str) -> None:
-        self.items.append(Diagnostic("warning", message, span, tuple(h for h in hints if h)))
+        self.add(Diagnostic("warning", message, span, tuple(h for h in hints if h)))
 
     def add(self, diagnostic: Diagnostic) -> None:
-        self.items.append(diagnostic)
+        if diagnostic not in self._seen:
+            self._seen.add(diagnostic)
+            self.items.append(diagnostic)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -106,7 +130,9 @@ class SourceCache:
         self._lines: dict[str, list[str]] = {}
 
     def add(self, path: str, text: str) -> None:
-        self._lines[path] = text.splitlines()
+        # Lines end at "\n" only, as the lexer counts them (splitlines would
+        # also break at form feeds and other separators).
+        self._lines[path] = [line.rstrip("\r") for line in text.split("\n")]
 
     def line(self, path: str, number: int) -> str | None:
         lines = self._lines.get(path)
@@ -116,6 +142,7 @@ class SourceCache:
 
 
 SOURCES = SourceCache()
+TAB = 4
 
 
 def render(diagnostic: Diagnostic, sources: SourceCache = SOURCES) -> str:
@@ -123,28 +150,47 @@ def render(diagnostic: Diagnostic, sources: SourceCache = SOURCES) -> str:
     span = diagnostic.span
     head = f"{span}: " if span else ""
     out = [f"{head}{diagnostic.severity}: {diagnostic.message}"]
-    if span is not None:
+    if span is not None and not span.empty:
         out.extend(_quote(span, sources))
     out.extend(f"hint: {h}" for h in diagnostic.hints)
     out.extend(render(note, sources) for note in diagnostic.notes)
     return "\n".join(out)
 
 
+def _printable(text: str) -> str:
+    """Control characters would garble the terminal; each shows as one mark."""
+    return "".join(c if c == "\t" or c.isprintable() else "\ufffd" for c in text)
+
+
 def _quote(span: Span, sources: SourceCache) -> list[str]:
-    text = sources.line(span.path, span.line)
-    if text is None:
+    raw = sources.line(span.path, span.line)
+    if raw is None:
         return []
-    text = text.expandtabs(4).rstrip()
+    raw = _printable(raw)
+    start = min(max(span.col, 1) - 1, len(raw))
+    end = span.end_col - 1 if span.end_line == span.line else len(raw.rstrip())
+    end = min(max(end, start + 1), len(raw) + 1)
+    # Columns count characters; a tab is shown as spaces, so measure the
+    # shown text before and up to the end of the span.
+    indent = len(raw[:start].expandtabs(TAB))
+    width = max(1, len(raw[:end].expandtabs(TAB)) - indent)
     number = str(span.line)
     gutter = " " * len(number)
-    end = span.end_col if span.end_line == span.line else len(text) + 1
-    width = max(1, min(end, len(text) + 1) - span.col)
-    caret = " " * (span.col - 1) + "^" + "~" * (width - 1)
-    return [f" {number} | {text}", f" {gutter} | {caret}"]
+    return [f" {number} | {raw.expandtabs(TAB).rstrip()}", f" {gutter} | {' ' * indent}^{'~' * (width - 1)}"]
+
+
+def sort_key(order: dict[str, int]):
+    """Diagnostics in source order, files in the order they first appear."""
+    def key(d: Diagnostic) -> tuple:
+        if d.span is None:
+            return (-1, 0, 0)
+        return (order.setdefault(d.span.path, len(order)), d.span.line, d.span.col)
+    return key
 
 
 def render_all(diagnostics: Iterable[Diagnostic], sources: SourceCache = SOURCES) -> str:
-    items = list(diagnostics)
+    """Every diagnostic in source order, then how many errors there were."""
+    items = sorted(diagnostics, key=sort_key({}))
     text = "\n".join(render(d, sources) for d in items)
     errors = sum(d.severity == "error" for d in items)
     if errors > 1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .diagnostics import CompileError, Diagnostic, Diagnostics, Span
@@ -36,7 +36,7 @@ def load(path: str | Path) -> Program:
 
 
 def _load_module(path: Path, from_span: Span | None, stack: list[Path], modules: dict[Path, ast.Module],
-                 diags: Diagnostics) -> ast.Module | None:
+                 diags: Diagnostics, written: str | None = None) -> ast.Module | None:
     key = path.resolve()
     if key in stack:
         cycle = " -> ".join(p.name for p in stack[stack.index(key):] + [key])
@@ -45,19 +45,33 @@ def _load_module(path: Path, from_span: Span | None, stack: list[Path], modules:
     if key in modules:
         return modules[key]
     try:
-        module = parse_file(path, from_span)
+        module = parse_file(path, from_span, written)
     except CompileError as exc:
         for d in exc.diagnostics:
-            diags.add(d)
+            diags.add(_imported_here(d, from_span))
         return None
     modules[key] = module
     for use in module.uses:
         target = (path.parent / use.path)
-        _load_module(target, use.span, stack + [key], modules, diags)
+        _load_module(target, use.span, stack + [key], modules, diags, use.path)
     return module
 
 
+def _imported_here(diagnostic: Diagnostic, from_span: Span | None) -> Diagnostic:
+    """An error inside an imported file, with a note for the `use` that read it."""
+    if from_span is None or diagnostic.span is None or diagnostic.span.path == from_span.path:
+        return diagnostic
+    note = Diagnostic("note", f"'{diagnostic.span.path}' is imported here", from_span)
+    return replace(diagnostic, notes=(*diagnostic.notes, note))
+
+
 def _add_block(program: Program, block: ast.BlockDef, diags: Diagnostics) -> None:
+    names: dict[str, ast.Param] = {}
+    for param in block.params:
+        if param.name in names:
+            note = Diagnostic("note", f"the first '{param.name}' is here", names[param.name].span)
+            diags.error(f"block '{block.name}' has two parameters named '{param.name}'", param.span, notes=[note])
+        names.setdefault(param.name, param)
     earlier = program.blocks.get(block.name)
     if earlier is not None and earlier is not block:
         note = Diagnostic("note", f"block '{block.name}' first defined here", earlier.name_span)
@@ -68,11 +82,18 @@ def _add_block(program: Program, block: ast.BlockDef, diags: Diagnostics) -> Non
 
 def _check_single(main: ast.Module, diags: Diagnostics) -> None:
     if not main.networks:
-        diags.error(f"'{main.path}' defines no network", None,
+        diags.error("the file defines no network", Span.file(main.path),
                     "add `network Name { input x[C, H, W] ... }`; files that only hold blocks are imported with `use`")
     for extra in main.networks[1:]:
         note = Diagnostic("note", "the first network is here", main.networks[0].name_span)
         diags.error(f"a file holds one network; '{extra.name}' is a second one", extra.name_span,
                     "move it into a file of its own", notes=[note])
     for extra in main.trains[1:]:
-        diags.error("a file holds one train section; this is a second one", extra.span)
+        note = Diagnostic("note", "the first train section is here", _first_line(main.trains[0].span))
+        diags.error("a file holds one train section; this is a second one", _first_line(extra.span),
+                    "merge the two", notes=[note])
+
+
+def _first_line(span: Span) -> Span:
+    """`train {`: where a section begins, not all of its lines."""
+    return Span(span.path, span.line, span.col, span.line, span.col + len("train"))

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .diagnostics import Diagnostics, UserError, did_you_mean
-from .layers.base import Bool, Choice, Float, Int, P
+from .diagnostics import Diagnostic, Diagnostics, UserError, did_you_mean
+from .layers.base import Bool, Choice, Float, Int, P, Symbol
 from .syntax import ast
-from .values import bind, evaluate
+from .values import as_written, bind, evaluate
 
 LOSSES = ("l1", "mse", "bce", "cross_entropy", "hinge")
 
@@ -48,27 +48,34 @@ EARLY_STOPPING = (P("patience", Int(), 5), P("min_delta", Float(0.0), 0.0), P("r
 SPLIT = (P("val", Float(0.0, 1.0, high_open=True), 0.1), P("test", Float(0.0, 1.0, high_open=True), 0.1))
 
 
-def _values(stmt: ast.TrainStmt) -> list[Any]:
-    return [v.value for v in stmt.values]
+_EXAMPLES = {"loss": "cross_entropy", "lr": "0.01", "weight_decay": "1e-4", "l1": "1e-5", "l2": "1e-4",
+             "batch": "64", "epochs": "30", "seed": "0", "data": "digits"}
 
 
 def _one(stmt: ast.TrainStmt) -> Any:
     if len(stmt.values) != 1 or stmt.values[0].name is not None:
-        raise UserError(f"'{stmt.key}' takes one value", span=stmt.span)
+        got = "none" if not stmt.values else f"{len(stmt.values)}" if len(stmt.values) > 1 else "name=value"
+        raise UserError(f"'{stmt.key}' takes one value, got {got}", f"e.g. {stmt.key} {_EXAMPLES.get(stmt.key, '...')}",
+                        span=stmt.span)
     value = stmt.values[0].value
     if isinstance(value, ast.Call):
         if value.has_parens:
             raise UserError(f"'{stmt.key}' takes a plain value, not a call", span=value.span)
-        return value.name
+        return Symbol(value.name)
     return evaluate(value, {})
 
 
 def _scalar(kind) -> Callable[[ast.TrainStmt], Any]:
     def check(stmt: ast.TrainStmt) -> Any:
+        value = _one(stmt)
         try:
-            return kind.convert(_one(stmt))
+            return kind.convert(value)
         except UserError as exc:
-            raise UserError(f"'{stmt.key}': {exc.message}", *exc.hints, span=exc.span or stmt.span) from None
+            hints = exc.hints
+            if isinstance(value, Symbol):  # a bare word: a misspelt option, or no value at all
+                hints = (did_you_mean(value, kind.options) if isinstance(kind, Choice) else "",)
+            raise UserError(f"'{stmt.key}': {as_written(exc.message, value)}", *hints,
+                            span=exc.span or stmt.values[0].span) from None
     return check
 
 
@@ -120,15 +127,29 @@ def _scales(stmt: ast.TrainStmt) -> dict[str, float]:
     for v in stmt.values:
         if v.name is None:
             raise UserError("'lr_scale' takes name=factor pairs: lr_scale layer4=0.1", span=v.span)
-        scales[v.name] = Float(0.0).convert(evaluate(v.value, {}))  # type: ignore[arg-type]
+        value = evaluate(v.value, {})  # type: ignore[arg-type]
+        try:
+            scales[v.name] = Float(0.0).convert(value)
+        except UserError as exc:
+            raise UserError(f"'lr_scale' {v.name}: {as_written(exc.message, value)}", span=v.span) from None
+    if not scales:
+        raise UserError("'lr_scale' needs name=factor pairs: lr_scale layer4=0.1", span=stmt.span)
     return scales
+
+
+def _split(stmt: ast.TrainStmt) -> dict[str, Any]:
+    fractions = _with_args(SPLIT)(stmt)
+    if fractions["val"] + fractions["test"] >= 1:
+        raise UserError(f"'split' leaves nothing to train on: val={fractions['val']:g} + "
+                        f"test={fractions['test']:g} ≥ 1", span=stmt.span)
+    return fractions
 
 
 def _data(stmt: ast.TrainStmt) -> str:
     value = _one(stmt)
     if not isinstance(value, str):
         raise UserError("'data' is digits or a path to an .npz file in quotes", span=stmt.span)
-    return value
+    return str(value)
 
 
 CHECKS: dict[str, Callable[[ast.TrainStmt], Any]] = {
@@ -143,7 +164,7 @@ CHECKS: dict[str, Callable[[ast.TrainStmt], Any]] = {
     "seed": _scalar(Int(0)),
     "schedule": _call(SCHEDULES, "schedule"),
     "early_stopping": _with_args(EARLY_STOPPING),
-    "split": _with_args(SPLIT),
+    "split": _split,
     "augment": _augment,
     "freeze": _names,
     "lr_scale": _scales,
@@ -154,6 +175,7 @@ CHECKS: dict[str, Callable[[ast.TrainStmt], Any]] = {
 def check_train(section: ast.TrainDef | None, diags: Diagnostics) -> dict[str, Any]:
     """The converted train section; each bad statement adds one error."""
     spec: dict[str, Any] = {}
+    seen: dict[str, Any] = {}
     if section is None:
         return spec
     for stmt in section.stmts:
@@ -162,9 +184,11 @@ def check_train(section: ast.TrainDef | None, diags: Diagnostics) -> dict[str, A
             diags.error(f"unknown train setting '{stmt.key}'", stmt.key_span,
                         did_you_mean(stmt.key, CHECKS) or f"known: {', '.join(CHECKS)}")
             continue
-        if stmt.key in spec:
-            diags.error(f"'{stmt.key}' is set twice", stmt.key_span)
+        if stmt.key in seen:
+            note = Diagnostic("note", f"'{stmt.key}' is first set here", seen[stmt.key])
+            diags.error(f"'{stmt.key}' is set twice", stmt.key_span, notes=[note])
             continue
+        seen[stmt.key] = stmt.key_span
         if stmt.args is not None and stmt.key not in ("early_stopping", "split"):
             diags.error(f"'{stmt.key}' takes a value after it, not arguments in parentheses", stmt.key_span)
             continue

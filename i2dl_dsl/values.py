@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 from .diagnostics import Span, UserError, did_you_mean
-from .layers.base import REQUIRED, Args, P, Symbol
+from .layers.base import REQUIRED, Args, Choice, P, Symbol
 from .syntax import ast
 
 Env = Mapping[str, Any]
@@ -14,6 +15,9 @@ Env = Mapping[str, Any]
 def evaluate(expr: ast.Expr, env: Env) -> Any:
     """The value of an argument expression; names not in `env` are symbols."""
     if isinstance(expr, ast.Literal):
+        if isinstance(expr.value, ast.TooLarge):
+            shown = expr.value if len(expr.value) <= 24 else f"{expr.value[:12]}... ({len(expr.value)} digits)"
+            raise UserError(f"the number {shown} is too large", span=expr.span)
         return expr.value
     if isinstance(expr, ast.Name):
         return env[expr.id] if expr.id in env else Symbol(expr.id)
@@ -29,34 +33,132 @@ def evaluate(expr: ast.Expr, env: Env) -> Any:
     raise TypeError(f"not an expression: {expr!r}")
 
 
+MAX_VALUE = 2**62  # larger numbers in arguments are surely typos
+
+
 def _number(value: Any, expr: ast.Expr, env: Env) -> int | float:
+    if isinstance(value, Symbol):
+        known = [name for name in env]
+        hint = did_you_mean(value, known) or (f"the names known here are {', '.join(known)}" if known else
+                                              "only block parameters can be used in arithmetic")
+        raise UserError(f"unknown name '{value}' in arithmetic", hint, span=expr.span)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        hint = did_you_mean(value, env) if isinstance(value, Symbol) else ""
-        what = f"unknown name '{value}'" if isinstance(value, Symbol) else f"{value!r} is not a number"
-        raise UserError(f"{what} in arithmetic", hint, span=expr.span)
+        raise UserError(f"{_show(value)} is not a number, so it cannot be used in arithmetic", span=expr.span)
     return value
 
 
 def _arithmetic(expr: ast.BinOp, left: int | float, right: int | float) -> int | float:
     if expr.op in ("/", "//") and right == 0:
-        raise UserError("division by zero", span=expr.span)
-    if expr.op == "+":
-        result = left + right
-    elif expr.op == "-":
-        result = left - right
-    elif expr.op == "*":
-        result = left * right
-    elif expr.op == "//":
-        result = left // right
-    elif isinstance(left, int) and isinstance(right, int):
-        if left % right:
-            raise UserError(f"{left}/{right} is not a whole number", "use // to round down", span=expr.span)
-        result = left // right
-    else:
-        result = left / right
-    if isinstance(result, int) and abs(result) > 2**62:
-        raise UserError(f"the value {result} is too large", span=expr.span)
+        raise UserError(f"division by zero in {expr_text(expr)}", span=expr.span)
+    try:
+        result = _apply(expr, left, right)
+    except OverflowError:
+        raise UserError(f"{expr_text(expr)} is far too large", span=expr.span) from None
+    if isinstance(result, int) and abs(result) > MAX_VALUE:
+        raise UserError(f"{expr_text(expr)} is {result:.3g}, far too large", span=expr.span)
+    if isinstance(result, float) and not math.isfinite(result):
+        raise UserError(f"{expr_text(expr)} is not a finite number", span=expr.span)
     return result
+
+
+def _apply(expr: ast.BinOp, left: int | float, right: int | float) -> int | float:
+    if expr.op == "+":
+        return left + right
+    if expr.op == "-":
+        return left - right
+    if expr.op == "*":
+        return left * right
+    if expr.op == "//":
+        return left // right
+    if isinstance(left, int) and isinstance(right, int):
+        if left % right:
+            shown = f"{left}/{right}"
+            formula = expr_text(expr)
+            if formula.replace(" ", "") != shown:
+                shown = f"{formula} = {shown}"
+            raise UserError(f"{shown} is not a whole number", f"use // to round down ({left}//{right} = "
+                            f"{left // right})", span=expr.span)
+        return left // right
+    return left / right
+
+
+def _show(value: Any) -> str:
+    """A value as it is written in a .net file."""
+    if isinstance(value, ast.TooLarge):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Symbol):
+        return str(value)
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def as_written(message: str, value: Any) -> str:
+    """A message ending in `got <Python repr>`, with the value as the .net
+    file writes it (`true`, `"a"`, `[3, "a"]`)."""
+    python = repr(value)
+    if isinstance(value, (bool, list)) or type(value) is str:
+        if message.endswith(f"got {python}"):
+            return message[: -len(python)] + _show(value)
+    return message
+
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2}
+
+
+def expr_text(expr: ast.Expr, env: Env | None = None) -> str:
+    """An expression as written (up to spacing); with `env`, its names are
+    replaced by their values: `c/3` → `64/3`."""
+    if isinstance(expr, ast.Literal):
+        return _show(expr.value)
+    if isinstance(expr, ast.Name):
+        return _show(env[expr.id]) if env is not None and expr.id in env else expr.id
+    if isinstance(expr, ast.ListExpr):
+        return "[" + ", ".join(expr_text(item, env) for item in expr.items) + "]"
+    if isinstance(expr, ast.Neg):
+        inner = expr_text(expr.operand, env)
+        return f"-({inner})" if isinstance(expr.operand, ast.BinOp) else f"-{inner}"
+    if isinstance(expr, ast.BinOp):
+        rank = _PRECEDENCE[expr.op]
+        left, right = expr_text(expr.left, env), expr_text(expr.right, env)
+        if isinstance(expr.left, ast.BinOp) and _PRECEDENCE[expr.left.op] < rank:
+            left = f"({left})"
+        if isinstance(expr.right, ast.BinOp) and (_PRECEDENCE[expr.right.op] < rank or
+                                                  _PRECEDENCE[expr.right.op] == rank and expr.op != "+"
+                                                  and expr.op != "*"):
+            right = f"({right})"
+        spaced = expr.op in ("+", "-")
+        return f"{left} {expr.op} {right}" if spaced else f"{left}{expr.op}{right}"
+    return "?"
+
+
+def _names(expr: ast.Expr) -> list[str]:
+    if isinstance(expr, ast.Name):
+        return [expr.id]
+    if isinstance(expr, ast.ListExpr):
+        return [n for item in expr.items for n in _names(item)]
+    if isinstance(expr, ast.Neg):
+        return _names(expr.operand)
+    if isinstance(expr, ast.BinOp):
+        return _names(expr.left) + [n for n in _names(expr.right) if n not in _names(expr.left)]
+    return []
+
+
+def _origin(expr: ast.Expr, env: Env) -> str:
+    """Where a computed argument came from: `c - 64 with c=64`, '' for a literal."""
+    names = [n for n in _names(expr) if n in env]
+    if isinstance(expr, ast.Literal) or not names and not isinstance(expr, ast.BinOp):
+        return ""
+    if isinstance(expr, ast.Name):
+        return f"the value of '{expr.id}'"
+    text = expr_text(expr)
+    return f"{text} with {', '.join(f'{n}={_show(env[n])}' for n in names)}" if names else text
 
 
 def bind(what: str, signature: Sequence[P], args: Sequence[ast.Arg], env: Env, call_span: Span) -> Args:
@@ -64,42 +166,64 @@ def bind(what: str, signature: Sequence[P], args: Sequence[ast.Arg], env: Env, c
 
     `what` names the callee in messages (`conv`, `block 'basic'`).
     """
-    values, spans = match(what, signature, args, env)
-    return Args(_convert(what, signature, values, spans, call_span))
+    values, spans, exprs = match(what, signature, args, env)
+    return Args(_convert(what, signature, values, spans, call_span, exprs, env))
 
 
 def match(what: str, signature: Sequence[P], args: Sequence[ast.Arg], env: Env
-          ) -> tuple[dict[str, Any], dict[str, Span]]:
+          ) -> tuple[dict[str, Any], dict[str, Span], dict[str, ast.Expr]]:
     """Evaluate the arguments and name each one after its parameter."""
     names = [p.name for p in signature]
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
+    exprs: dict[str, ast.Expr] = {}
     positional = [a for a in args if a.name is None]
     if len(positional) > len(signature):
         extra = positional[len(signature)]
-        raise UserError(f"{what} takes {_count(len(signature), 'argument')}, got {len(positional)}",
-                        _signature_hint(what, signature), span=extra.span)
+        takes = "no arguments" if not signature else f"at most {_count(len(signature), 'argument')}"
+        raise UserError(f"{what} takes {takes}, got {len(positional)}",
+                        _signature_hint(what, signature) if signature else "remove the parentheses' contents",
+                        span=extra.span)
     seen_keyword = False
+    by_position: set[str] = set()
     for index, arg in enumerate(args):
         if arg.name is None:
             if seen_keyword:
-                raise UserError("a positional argument follows a keyword argument", span=arg.span)
+                raise UserError(f"{what}: a positional argument follows a keyword argument",
+                                "write the positional arguments first, in the order "
+                                f"{_signature_call(what, signature)}", span=arg.span)
             name = names[index]
+            by_position.add(name)
         else:
             seen_keyword = True
             name = arg.name
             if name not in names:
-                hint = did_you_mean(name, names) or _signature_hint(what, signature)
+                hint = _synonym(name, names) or did_you_mean(name, names) or _signature_hint(what, signature)
                 raise UserError(f"{what} has no argument '{name}'", hint, span=arg.span)
             if name in values:
-                raise UserError(f"argument '{name}' is given twice", span=arg.span)
+                how = "both by position and by name" if name in by_position else "twice"
+                raise UserError(f"{what}: argument '{name}' is given {how}", span=arg.span)
         values[name] = evaluate(arg.value, env)
         spans[name] = arg.span
-    return values, spans
+        exprs[name] = arg.value
+    return values, spans, exprs
+
+
+# What other libraries call the arguments this language abbreviates.
+_SYNONYMS = {"kernel": "k", "kernel_size": "k", "size": "k", "stride": "s", "strides": "s", "padding": "p",
+             "pad": "p", "dilation": "d", "out_channels": "filters", "channels": "filters", "features": "out",
+             "out_features": "out", "units": "out", "hidden_size": "hidden", "negative_slope": "alpha",
+             "ceil_mode": "round", "learning_rate": "lr", "scale_factor": "scale", "drop": "p"}
+
+
+def _synonym(name: str, names: Sequence[str]) -> str:
+    target = _SYNONYMS.get(name.lower())
+    return f"did you mean '{target}'?" if target in names else ""
 
 
 def _convert(what: str, signature: Sequence[P], values: dict[str, Any], spans: dict[str, Span],
-             call_span: Span) -> dict[str, Any]:
+             call_span: Span, exprs: dict[str, ast.Expr] | None = None, env: Env | None = None
+             ) -> dict[str, Any]:
     converted: dict[str, Any] = {}
     for p in signature:
         if p.name not in values:
@@ -109,10 +233,17 @@ def _convert(what: str, signature: Sequence[P], values: dict[str, Any], spans: d
             value = Symbol(p.default) if isinstance(p.default, str) else p.default
             converted[p.name] = None if value is None else p.type.convert(value)
             continue
+        value = values[p.name]
         try:
-            converted[p.name] = p.type.convert(values[p.name])
+            converted[p.name] = p.type.convert(value)
         except UserError as exc:
-            raise UserError(f"{what} argument '{p.name}': {exc.message}", *exc.hints, span=spans[p.name]) from None
+            message, hints = f"{what} argument '{p.name}': {as_written(exc.message, value)}", exc.hints
+            origin = _origin(exprs[p.name], env or {}) if exprs and p.name in exprs else ""
+            if origin:
+                message += f" ({origin})"
+            if isinstance(p.type, Choice) and isinstance(value, str):
+                hints = (did_you_mean(value, p.type.options),)  # a misspelt option
+            raise UserError(message, *hints, span=spans[p.name]) from None
     return converted
 
 
@@ -132,6 +263,10 @@ def signature_text(signature: Sequence[P]) -> str:
     return ", ".join(parts)
 
 
-def _signature_hint(what: str, signature: Sequence[P]) -> str:
+def _signature_call(what: str, signature: Sequence[P]) -> str:
     name = what.split("'")[1] if "'" in what else what
-    return f"the signature is {name}({signature_text(signature)})"
+    return f"{name}({signature_text(signature)})"
+
+
+def _signature_hint(what: str, signature: Sequence[P]) -> str:
+    return f"the signature is {_signature_call(what, signature)}"

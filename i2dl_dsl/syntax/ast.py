@@ -10,6 +10,11 @@ from ..diagnostics import Span
 # ----------------------------------------------------------------- expressions
 
 
+class TooLarge(str):
+    """A number written with more digits than any size needs (the text as
+    written); using it is an error."""
+
+
 @dataclass(frozen=True)
 class Literal:
     """An int, float, bool or string written in the source."""

@@ -3,15 +3,20 @@ friendly syntax errors, and the transformer that builds the syntax tree."""
 
 from __future__ import annotations
 
+import difflib
 import functools
+import math
+import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
+import lark
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedInput
 
 from ..diagnostics import SOURCES, CompileError, Diagnostic, Span
-from . import ast
+from . import ast, errors
 
 GRAMMAR = Path(__file__).resolve().parents[1] / "grammars" / "net.lark"
 
@@ -57,44 +62,87 @@ def _grammar_text() -> str:
     raise FileNotFoundError("net.lark grammar not found")
 
 
+def _cache_file() -> str | bool:
+    """Where Lark keeps its analysis of the grammar between runs (it checks
+    the file against a hash of the grammar), or False where no folder can be
+    made: building the parser afresh costs tens of milliseconds."""
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        folder = Path(base) / "i2dl-dsl"
+        folder.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError, KeyError):
+        return False
+    version = f"lark{lark.__version__}-py{sys.version_info[0]}.{sys.version_info[1]}"
+    return str(folder / f"net-grammar-{version}.cache")
+
+
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
+    # A cache that cannot be read or written is ignored by Lark.
     return Lark(_grammar_text(), parser="lalr", lexer="basic", postlex=_LineBreaks(),
-                propagate_positions=True, maybe_placeholders=True, cache=False)
+                propagate_positions=True, maybe_placeholders=True, cache=_cache_file())
 
 
 # ----------------------------------------------------------------- reading files
 
 
-def read_source(path: str | Path, from_span: Span | None = None) -> str:
-    """The text of a .net file, or a CompileError saying why it cannot be read."""
+def read_source(path: str | Path, from_span: Span | None = None, written: str | None = None) -> str:
+    """The text of a .net file, or a CompileError saying why it cannot be read.
+
+    A file that cannot be opened is reported at `from_span`, the `use`
+    statement that asked for it (or at the path itself); a file that can be
+    read but is not UTF-8 or is empty, inside the file. `written` is the
+    path as the `use` statement spells it, for suggestions.
+    """
     shown = str(path)
-
-    def fail(message: str, *hints: str) -> CompileError:
-        return CompileError([Diagnostic("error", message, from_span, hints)])
-
     p = Path(path)
-    if not p.exists():
-        raise fail(f"file '{shown}' does not exist")
-    if p.is_dir():
-        raise fail(f"'{shown}' is a directory, not a .net file")
+    outside = from_span or Span.unreadable(shown)
+
+    def fail(message: str, span: Span, *hints: str) -> CompileError:
+        return CompileError([Diagnostic("error", message, span, tuple(h for h in hints if h))])
+
     try:
+        if p.is_dir():
+            raise fail(f"'{shown}' is a directory, not a .net file", outside)
         data = p.read_bytes()
+    except FileNotFoundError:
+        raise fail(f"file '{shown}' does not exist", outside, _nearby_hint(p, written or shown)) from None
     except OSError as exc:
-        raise fail(f"cannot read '{shown}': {exc.strerror or exc}") from None
+        raise fail(f"cannot read '{shown}': {exc.strerror or exc}", outside) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise fail(f"'{shown}' is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line})",
-                   "save the file as UTF-8") from None
+        col = len(data[: exc.start].rsplit(b"\n", 1)[-1].decode("utf-8", "replace")) + 1
+        SOURCES.add(shown, data.decode("utf-8", "replace"))
+        raise fail(f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                   Span(shown, line, col, line, col + 1), "save the file as UTF-8") from None
+    text = text.lstrip("\ufeff")
     if not text.strip():
-        raise fail(f"'{shown}' is empty", "a model file needs a `network Name { ... }`")
-    return text.lstrip("\ufeff")
+        raise fail("the file is empty", Span.file(shown), "a model file needs a `network Name { ... }`")
+    return text
 
 
-def parse_file(path: str | Path, from_span: Span | None = None) -> ast.Module:
-    return parse_text(read_source(path, from_span), str(path))
+def _nearby_hint(path: Path, written: str) -> str:
+    """Did you mean a .net file next to the one asked for? Spelt as the
+    user spelt the path."""
+    try:
+        names = [f.name for f in path.parent.iterdir() if f.suffix == ".net"] if path.parent.is_dir() else []
+    except OSError:
+        return ""
+    found = difflib.get_close_matches(path.name, sorted(names), n=1, cutoff=0.6)
+    if not found:
+        return ""
+    folder = written.replace("\\", "/").rsplit("/", 1)[0] + "/" if "/" in written.replace("\\", "/") else ""
+    return f"did you mean '{folder}{found[0]}'?"
+
+
+def parse_file(path: str | Path, from_span: Span | None = None, written: str | None = None) -> ast.Module:
+    return parse_text(read_source(path, from_span, written), str(path))
+
+
+MAX_SYNTAX_ERRORS = 20
+MAX_DIGITS = 30  # a longer integer is a typo (and Python refuses to read very long ones)
 
 
 def parse_text(text: str, path: str = "<text>") -> ast.Module:
@@ -103,96 +151,32 @@ def parse_text(text: str, path: str = "<text>") -> ast.Module:
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as exc:
-        raise CompileError([_syntax_error(exc, text, path)]) from None
-    return _ToAst(path).transform(tree)
+        raise CompileError(_syntax_errors(exc, text, path)) from None
+    try:
+        return _ToAst(path).transform(tree)
+    except RecursionError:
+        raise CompileError([Diagnostic("error", "the file is nested too deeply to read", Span.file(path),
+                                       ("use fewer nested parentheses, brackets or blocks",))]) from None
 
 
-# ----------------------------------------------------------------- syntax errors
-
-_TOKEN_WORDS = {
-    "_NL": "a new line", "_ARROW": "'->'", "NAME": "a name", "INT": "an integer",
-    "FLOAT": "a number", "STRING": "a string", "$END": "the end of the file",
-    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'",
-    "RBRACE": "'}'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "STAR": "'*'",
-    "PLUS": "'+'", "MINUS": "'-'", "SLASH": "'/'", "SLASHSLASH": "'//'",
-}
-
-
-def _describe(token_type: str) -> str:
-    if token_type in _TOKEN_WORDS:
-        return _TOKEN_WORDS[token_type]
-    return f"'{token_type.lower()}'"
-
-
-def _expected(names: set[str]) -> str:
-    words = sorted({_describe(n) for n in names if not n.startswith("__")})
-    if len(words) > 6:
-        words = words[:6] + ["..."]
-    return ", ".join(words)
-
-
-def _syntax_error(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
-    line, col = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1
-    if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
-        return Diagnostic("error", f"unexpected character {char!r}", Span(path, line, col, line, col + 1),
-                          _character_hint(char))
-    token = getattr(exc, "token", None)
-    if isinstance(exc, UnexpectedEOF) or (token is not None and token.type == "$END"):
-        return _eof_error(text, path)
-    assert isinstance(exc, UnexpectedToken)
-    expected = set(exc.expected)
-    shown = "a line break" if token.type == "_NL" else f"{_describe(token.type)}"
-    if token.type in ("NAME", "INT", "FLOAT", "STRING"):
-        shown = f"{_describe(token.type)} '{token.value}'"
-    end = col + max(1, len(str(token.value).split("\n")[0])) if token.type != "_NL" else col + 1
-    message = f"unexpected {shown}; expected {_expected(expected)}"
-    return Diagnostic("error", message, Span(path, line, col, line, end), _token_hints(token, expected))
-
-
-def _character_hint(char: str) -> tuple[str, ...]:
-    if char == "'":
-        return ("strings use double quotes: \"other.net\"",)
-    if char == ";":
-        return ("statements end at the end of the line; no ';' is needed",)
-    return ()
-
-
-def _token_hints(token: Token, expected: set[str]) -> tuple[str, ...]:
-    if "_ARROW" in expected and token.type in ("NAME", "RESIDUAL", "CONCAT"):
-        return ("join layers with '->', or put the next layer on its own line",)
-    if token.type == "_NL" and "RPAR" in expected:
-        return ("an argument list is missing its closing ')'",)
-    if token.type == "EQUAL" and "RPAR" in expected:
-        return ("keyword arguments are written name=value, e.g. k=3",)
-    if token.type == "INPUT":
-        return ("'input' declares the network's input: input x[3, 32, 32]",)
-    return ()
-
-
-def _eof_error(text: str, path: str) -> Diagnostic:
-    opener = _unclosed_brace(text)
-    lines = text.splitlines() or [""]
-    last = len(lines)
-    span = Span(path, last, len(lines[-1]) + 1, last, len(lines[-1]) + 2)
-    if opener is not None:
-        line, col = opener
-        note = Diagnostic("note", "the '{' opened here", Span(path, line, col, line, col + 1))
-        return Diagnostic("error", "unexpected end of file: a '{' is never closed", span,
-                          ("add the missing '}'",), (note,))
-    return Diagnostic("error", "unexpected end of file", span)
-
-
-def _unclosed_brace(text: str) -> tuple[int, int] | None:
-    stack: list[tuple[int, int]] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        code = line.split("#", 1)[0]
-        for col, char in enumerate(code, 1):
-            if char == "{":
-                stack.append((number, col))
-            elif char == "}" and stack:
-                stack.pop()
-    return stack[-1] if stack else None
+def _syntax_errors(exc: UnexpectedInput, text: str, path: str) -> list[Diagnostic]:
+    """The first syntax error, and those of later statements that do not
+    depend on it (found by blanking the failed line and parsing again)."""
+    found = [errors.syntax_error(exc, text, path, _lark())]
+    while len(found) < MAX_SYNTAX_ERRORS:
+        line = errors.recoverable_line(exc, text)
+        if line is None:
+            break
+        text = errors.blank_line(text, line)
+        try:
+            _lark().parse(text)
+            break
+        except UnexpectedInput as again:
+            if again.line <= line:
+                break
+            exc = again
+            found.append(errors.syntax_error(exc, text, path, _lark()))
+    return found
 
 
 # ----------------------------------------------------------------- tree to AST
@@ -216,10 +200,16 @@ class _ToAst(Transformer):
 
     # expressions
     def int(self, meta, c):
-        return ast.Literal(int(c[0]), self._s(meta))
+        text = str(c[0])
+        if len(text) > MAX_DIGITS:  # Python refuses to read very long integers
+            return ast.Literal(ast.TooLarge(text), self._s(meta))
+        return ast.Literal(int(text), self._s(meta))
 
     def float(self, meta, c):
-        return ast.Literal(float(c[0]), self._s(meta))
+        value = float(c[0])
+        if not math.isfinite(value):
+            return ast.Literal(ast.TooLarge(str(c[0])), self._s(meta))
+        return ast.Literal(value, self._s(meta))
 
     def true(self, meta, c):
         return ast.Literal(True, self._s(meta))
