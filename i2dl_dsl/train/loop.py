@@ -41,6 +41,8 @@ class RunOptions:
     threads: int | None = None
     seed: int = 0
     quiet: bool = False
+    schedule_epochs: int | None = None  # the schedule's length when a run is trained in parts (search rungs)
+    stop_below: float | None = None     # stop once the training loss is below this (overfitting checks)
 
 
 class Diverged(UserError):
@@ -71,6 +73,7 @@ class Trainer:
         self.position = {"epoch": 0, "batch": 0, "step": 0, "sum_loss": 0.0, "correct": 0.0, "seen": 0,
                          "seconds": 0.0}
         self.best = {"loss": math.inf, "epoch": -1, "wait": 0}
+        self.val_below = 0
         options.out.mkdir(parents=True, exist_ok=True)
         if options.resume:
             self._restore()
@@ -111,7 +114,7 @@ class Trainer:
     def _epoch(self) -> None:
         p = self.position
         epoch = p["epoch"]
-        lr = learning_rate(self.lr, self.o.schedule, epoch, self.o.epochs)
+        lr = learning_rate(self.lr, self.o.schedule, epoch, self.o.schedule_epochs or self.o.epochs)
         order = datamod.batches(len(self.train_data), self.o.batch, self.o.seed, epoch)
         progress = Progress(epoch, self.o.epochs, len(order), quiet=self.o.quiet)
         while p["batch"] < len(order):
@@ -124,6 +127,7 @@ class Trainer:
         self.position = {"epoch": epoch + 1, "batch": 0, "step": p["step"], "sum_loss": 0.0, "correct": 0.0,
                          "seen": 0, "seconds": 0.0}
         self._track_best(row)
+        self._watch_validation_gap(row)
         write_csv(self.o.out / "metrics.csv", self.history)
         self.save()
 
@@ -165,6 +169,18 @@ class Trainer:
             row["val_loss"], row["val_acc"] = self.evaluate(self.val_data)
         return row
 
+    GAP_EPOCHS = 3
+
+    def _watch_validation_gap(self, row: dict[str, Any]) -> None:
+        """Warn once when validation loss stays below training loss: most
+        likely a bug or a skewed split (dropout and augmentation, which make
+        training harder than evaluation, are the innocent explanations)."""
+        below = "val_loss" in row and row["val_loss"] < row["train_loss"]
+        self.val_below = self.val_below + 1 if below else 0
+        if self.val_below == self.GAP_EPOCHS and not self.o.quiet:
+            print(f"warning: validation loss has been below training loss for {self.GAP_EPOCHS} epochs; "
+                  "check the split (is validation data easier, or leaking into training?)", file=sys.stderr)
+
     # ------------------------------------------------------------- early stopping
     def _track_best(self, row: dict[str, Any]) -> None:
         if not self.o.early_stopping:
@@ -177,6 +193,8 @@ class Trainer:
             self.best["wait"] += 1
 
     def _should_stop(self) -> bool:
+        if self.o.stop_below is not None and self.history[-1]["train_loss"] < self.o.stop_below:
+            return True
         es = self.o.early_stopping
         if es and self.best["wait"] >= es.get("patience", 5):
             if not self.o.quiet:

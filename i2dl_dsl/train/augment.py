@@ -1,0 +1,67 @@
+"""Data augmentation for image batches [N, C, H, W], on the host, seeded.
+
+    crop(pad)                 zero-pad by `pad` pixels, then cut a random H×W window
+    flip                      mirror left-right with probability 1/2
+    jitter(brightness, contrast)  x·(1 + U(-c, c)) + U(-b, b), per sample
+
+Augmentation applies to training batches only; evaluation sees the data as
+it is. Each batch's draws come from the generator the loop passes in, seeded
+by (seed, epoch, batch), so runs and resumed runs repeat exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..diagnostics import UserError
+
+Augmenter = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def _crop(x: np.ndarray, rng: np.random.Generator, pad: int = 2) -> np.ndarray:
+    if pad == 0:
+        return x
+    n, _, h, w = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    top = rng.integers(0, 2 * pad + 1, n)
+    left = rng.integers(0, 2 * pad + 1, n)
+    rows = top[:, None] + np.arange(h)[None, :]            # [N, H]
+    cols = left[:, None] + np.arange(w)[None, :]           # [N, W]
+    index = np.arange(n)[:, None, None]
+    # Gather each sample's window: padded[i, :, rows[i], cols[i]].
+    return padded.transpose(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].transpose(0, 3, 1, 2)
+
+
+def _flip(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    mirror = rng.random(len(x)) < 0.5
+    out = x.copy()
+    out[mirror] = out[mirror][..., ::-1]
+    return out
+
+
+def _jitter(x: np.ndarray, rng: np.random.Generator, brightness: float = 0.1, contrast: float = 0.0) -> np.ndarray:
+    shape = (len(x),) + (1,) * (x.ndim - 1)
+    scale = 1.0 + rng.uniform(-contrast, contrast, shape)
+    shift = rng.uniform(-brightness, brightness, shape)
+    return (x * scale + shift).astype(np.float32)
+
+
+_KINDS: dict[str, Callable[..., np.ndarray]] = {"crop": _crop, "flip": _flip, "jitter": _jitter}
+
+
+def make_augmenter(specs: list[dict[str, Any]], input_shape: tuple[int, ...]) -> Augmenter | None:
+    """The composed augmentation of a `train { augment ... }` list, or None."""
+    if not specs:
+        return None
+    if len(input_shape) != 3:
+        raise UserError(f"augment works on image inputs [C, H, W]; the network's input is {list(input_shape)}")
+    steps = [(spec["name"], {k: v for k, v in spec.items() if k != "name"}) for spec in specs]
+
+    def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        for name, options in steps:
+            x = _KINDS[name](x, rng, **options)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    return augment
