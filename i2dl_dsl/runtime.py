@@ -25,15 +25,47 @@ _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
 
 
+class RunFailed(Exception):
+    """onnxruntime failed while running; the message names the node and,
+    for a compiled model, the line of the .net file it came from."""
+
+
 @dataclass
 class Session:
     session: Any  # onnxruntime.InferenceSession
     device: str  # "cuda" or "cpu"
     device_note: str
+    source: str | bytes | None = None  # the model, to trace a failing node back to the .net file
 
     @property
     def providers(self) -> list[str]:
         return self.session.get_providers()
+
+    def run(self, feed: dict[str, Any]) -> list[Any]:
+        """All outputs for `feed`; a failure raises RunFailed naming where it happened."""
+        try:
+            return self.session.run(None, feed)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own hierarchy
+            message = str(exc).strip() or type(exc).__name__
+            raise RunFailed(f"onnxruntime failed{_where(self.source, message)}: {message}") from None
+
+
+def _where(source: str | bytes | None, message: str) -> str:
+    """` in node 'conv1/Conv' (model.net:7:5: conv(6, k=5))` when the message names a node."""
+    found = re.search(r"Name:\s*'([^']+)'", message)
+    if not found:
+        return ""
+    name, doc = found.group(1), ""
+    if source is not None:
+        import onnx
+
+        try:
+            model = onnx.load_from_string(source) if isinstance(source, bytes) else \
+                onnx.load(source, load_external_data=False)
+            doc = next((n.doc_string for n in model.graph.node if n.name == name), "")
+        except Exception:  # noqa: BLE001 - the location is a courtesy
+            doc = ""
+    return f" in node '{name}'" + (f" ({doc})" if doc else "")
 
 
 def _ort():
@@ -146,8 +178,8 @@ def create_session(model: str | bytes, device: str = "auto", threads: int | None
         if device == "cuda":
             raise UserError(f"--device cuda: the CUDA provider did not start: {reason}",
                             "use --device cpu or --device auto")
-        return Session(session, "cpu", f"running on CPU: CUDA did not start ({reason})")
+        return Session(session, "cpu", f"running on CPU: CUDA did not start ({reason})", model)
     if running[0] == _CUDA:
-        return Session(session, "cuda", "running on CUDA")
+        return Session(session, "cuda", "running on CUDA", model)
     note = "running on CPU" + (f": {why_not}" if device == "auto" and why_not else "")
-    return Session(session, "cpu", note)
+    return Session(session, "cpu", note, model)

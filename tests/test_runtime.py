@@ -325,3 +325,54 @@ def test_weights_for_onnx_model_exits_2(model_file, tmp_path, capfd):
     code, _, err = invoke(capfd, model_file, "--weights", tmp_path / "w.npz")
     assert code == 2
     assert "--weights applies to .net models" in err
+
+
+# ----------------------------------------------------------------- failures while running
+
+
+@pytest.fixture
+def failing_conv2(monkeypatch):
+    """onnxruntime fails inside LeNet-5's second convolution."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
+
+    def run(self, *args, **kwargs):
+        raise RuntimeException("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while "
+                               "running Conv node. Name:'conv2/Conv' Status Message: out of memory")
+
+    monkeypatch.setattr(onnxruntime.InferenceSession, "run", run)
+
+
+def conv2_location() -> str:
+    """Where LeNet-5's second convolution is written."""
+    for number, line in enumerate(LENET.read_text().splitlines(), 1):
+        if "conv(16, k=5)" in line:
+            return f"{LENET}:{number}:{line.index('conv(16') + 1}"
+    raise AssertionError("LeNet-5 has no conv(16, k=5)")
+
+
+def test_failure_while_running_names_the_source_line(model_file, failing_conv2):
+    s = create_session(str(model_file), "cpu")
+    with pytest.raises(runtime.RunFailed) as err:
+        s.run({"image": batch()})
+    assert f"in node 'conv2/Conv' ({conv2_location()}: conv(16, k=5))" in str(err.value)
+    assert "out of memory" in str(err.value)
+
+
+def test_failure_while_running_a_net_exits_1_with_the_source_line(failing_conv2, capfd):
+    code, _, err = invoke(capfd, LENET)
+    assert code == 1
+    assert f"error: onnxruntime failed in node 'conv2/Conv' ({conv2_location()}: conv(16, k=5))" in err
+
+
+# ----------------------------------------------------------------- models past protobuf's limit
+
+
+def test_large_net_runs_from_external_data(lenet, tmp_path, capfd, monkeypatch):
+    from i2dl_dsl.onnx import export
+
+    monkeypatch.setattr(export, "PROTOBUF_LIMIT", 10_000)
+    x = batch()
+    np.save(tmp_path / "x.npy", x)
+    code, _, _ = invoke(capfd, LENET, "--seed", "3", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    assert code == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), expected_output(lenet, x))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..diagnostics import UserError
-from .common import EXIT_OK, positive_int as _positive, run_command
+from .common import EXIT_INTERNAL, EXIT_OK, positive_int as _positive, run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -147,13 +147,17 @@ def write_npy(path: str, array) -> None:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
-    from ..runtime import create_session
+    from ..runtime import RunFailed, create_session
 
     model = load_model(args.model, args.weights, args.seed)
     s = create_session(model, args.device, args.threads)
     print(s.device_note, file=sys.stderr)
     name, x = prepare_input(s.session, args.input, args.batch)
-    y = s.session.run(None, {name: x})[0]
+    try:
+        y = s.run({name: x})[0]
+    except RunFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     if args.output:
         write_npy(args.output, y)
         print(f"wrote {args.output}: shape {list(y.shape)}")
