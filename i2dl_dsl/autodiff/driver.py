@@ -47,7 +47,10 @@ def add_gradients(model: onnx.ModelProto, loss: str, wrt: list[str]) -> dict[str
     of its gradient tensor `grad/<w>` (same shape as w). A w the loss does not
     depend on gets an explicit zeros tensor. Raises MissingGradient naming the
     op type, the node name and its doc_string (the .net source location) when
-    an op on the path from w to the loss has no rule."""
+    an op on the path from w to the loss has no rule.
+
+    The forward graph is changed only where the backward pass needs it:
+    unnamed nodes get names, and a MaxPool without its Indices output gets one."""
     _name_nodes(model.graph)
     ctx = GradContext(model)
     if not ctx.is_float(loss) or loss not in ctx.types:
@@ -111,6 +114,8 @@ def _unbroadcast(ctx: GradContext, grad: str, target: str) -> str:
     if have is None or want is None or have == want:
         return grad
     lead = len(have) - len(want)
+    if lead < 0:
+        raise ValueError(f"the gradient '{grad}' {have} has fewer axes than '{target}' {want}")
     axes = list(range(lead)) + [lead + i for i, d in enumerate(want) if d == 1 and have[lead + i] != 1]
     if not axes:
         return grad

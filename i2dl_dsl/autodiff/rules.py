@@ -186,6 +186,7 @@ RULES: dict[str, Rule] = {
     "Concat": rules_shape.concat,  # dx_i = the i-th slice of g along the axis
     "Split": rules_shape.split,  # dx = concat(g_i), zeros for missing g_i
     "Slice": linear(rules_shape.slice_),  # dx = g placed back (padded) into zeros
+    "Pad": linear(rules_shape.pad),  # dx = g without the border (constant mode)
     "Gather": rules_shape.gather,  # ddata = g scattered (summed) to the indices
     "ReduceSum": linear(rules_shape.reduce_sum),  # dx = broadcast(g)
     "ReduceMean": linear(rules_shape.reduce_mean),  # dx = broadcast(g) / count

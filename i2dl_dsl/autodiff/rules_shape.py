@@ -83,6 +83,20 @@ def slice_(ctx: GradContext, node: onnx.NodeProto, g: str) -> str:
     return ctx.op("Pad", g, ctx.ints(pads)) if any(pads) else g
 
 
+def pad(ctx: GradContext, node: onnx.NodeProto, g: str) -> str:
+    """Constant padding: dx = g without the padded border."""
+    x = node.input[0]
+    rank = ctx.rank(x)
+    pads = [int(p) for p in _constant(ctx, node, 1)]
+    if ctx.attr(node, "mode", "constant") != "constant" or min(pads) < 0:
+        raise ValueError(f"the gradient of Pad node '{node.name}' needs mode=constant and pads ≥ 0")
+    axes = _constant(ctx, node, 3)
+    axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes]
+    begin, end = pads[:len(axes)], pads[len(axes):]
+    ends = [-e if e > 0 else np.iinfo(np.int64).max for e in end]  # [b, size - e) along each axis
+    return ctx.op("Slice", g, ctx.ints(begin), ctx.ints(ends), ctx.ints(axes))
+
+
 def along_axis(ctx: GradContext, g: str, matrix: np.ndarray, axis: int) -> str:
     """Contract axis `axis` of g (size m) with `matrix` [m, n]: the result has size n there."""
     rank = ctx.rank(g)
