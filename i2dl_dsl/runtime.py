@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
 import re
 import sys
@@ -130,7 +131,8 @@ def cuda_available() -> tuple[bool, str]:
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
         try:
-            preload()
+            with contextlib.redirect_stdout(io.StringIO()), _quiet_stderr():  # it prints its warnings
+                preload()
         except Exception as exc:  # noqa: BLE001 - a failed preload only means CPU
             return False, f"the CUDA libraries did not load: {exc}"
     return True, ""

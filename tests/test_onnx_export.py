@@ -293,6 +293,11 @@ def test_mismatch_lists_every_problem_at_once():
     assert "conv2.weight" in message and "extra" in message and "fc1.bias: expected [84], got [3]" in message
 
 
+def test_mismatch_lists_arrays_that_are_not_numbers():
+    weights = {**_lenet_weights(), "fc2.bias": np.array(["x"] * 10)}
+    assert "arrays that are not real numbers:\n  fc2.bias: <U1" in _mismatch(weights)
+
+
 def test_cli_weight_mismatch_exits_2(tmp_path, capsys):
     np.savez(tmp_path / "w.npz", **{"conv1.weight": np.zeros((6, 1, 3, 3), np.float32)})
     code = compile_main([str(LENET), "--onnx", str(tmp_path / "m.onnx"), "--weights", str(tmp_path / "w.npz")])

@@ -55,12 +55,17 @@ def match_weights(given: dict[str, np.ndarray], expected: dict[str, tuple[int, .
     unexpected = [n for n in given if n not in expected]
     wrong = [f"  {n}: expected {list(expected[n])}, got {list(given[n].shape)}"
              for n in expected if n in given and tuple(given[n].shape) != tuple(expected[n])]
+    not_numbers = [f"  {n}: {given[n].dtype}" for n in expected
+                   if n in given and not (np.issubdtype(given[n].dtype, np.floating)
+                                          or np.issubdtype(given[n].dtype, np.integer))]
     if strict and missing:
         problems.append("missing from the weights:\n" + "\n".join(f"  {n}" for n in missing))
     if strict and unexpected:
         problems.append("not in the network:\n" + "\n".join(f"  {n}" for n in unexpected))
     if wrong:
         problems.append("shapes that do not match:\n" + "\n".join(wrong))
+    if not_numbers:
+        problems.append("arrays that are not real numbers:\n" + "\n".join(not_numbers))
     if problems:
         raise UserError(f"weights '{source}' do not fit the network\n" + "\n".join(problems),
                         "parameter names follow the layer names in `i2dl-compile MODEL.net --summary`")
