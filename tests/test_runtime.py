@@ -109,6 +109,15 @@ def test_cuda_without_cuda_exits_2(model_file, capfd):
     assert out == ""
 
 
+@pytest.mark.skipif(not CUDA_USABLE, reason="needs a machine that can run CUDA")
+def test_cuda_runs_on_cuda_and_agrees_with_cpu(model_file):
+    s = create_session(str(model_file), "cuda")
+    assert (s.device, s.providers[0], s.device_note) == ("cuda", "CUDAExecutionProvider", "running on CUDA")
+    x = {"image": batch()}
+    cpu = create_session(str(model_file), "cpu").run(x)[0]
+    np.testing.assert_allclose(s.run(x)[0], cpu, rtol=1e-4, atol=1e-4)
+
+
 def test_cuda_listed_but_not_starting_is_an_error_for_cuda(model_file, cuda_that_fails_to_start, capfd):
     with pytest.raises(UserError, match="the CUDA provider did not start: libcudnn.so.9: cannot open"):
         create_session(str(model_file), "cuda")
