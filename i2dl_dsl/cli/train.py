@@ -27,6 +27,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="start from these weights (.npz or .onnx), matched by parameter name")
     p.add_argument("--threads", type=positive_int, help="onnxruntime threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    g = p.add_argument_group("generalisation and transfer")
+    g.add_argument("--augment", help="image augmentation, as in the train section: 'crop(pad=2), flip, jitter(0.1)'")
+    g.add_argument("--freeze", help="comma-separated layers or blocks that get no gradient (transfer learning)")
+    g.add_argument("--lr-scale", action="append", metavar="NAME=FACTOR", help="learning-rate factor of a layer or block")
+    modes = p.add_argument_group("experiments (one at a time)").add_mutually_exclusive_group()
+    modes.add_argument("--overfit", type=positive_int, metavar="N", help="train on N samples only: can the loss reach ~0?")
+    modes.add_argument("--cv", type=positive_int, metavar="K", help="k-fold cross-validation: mean ± std")
+    modes.add_argument("--search", metavar="SPACE", help="hyperparameter search, e.g. 'lr=1e-4..1e-1:log, batch=32|64'")
+    modes.add_argument("--ensemble", type=positive_int, metavar="K", help="bagging: K models on bootstrap samples")
+    p.add_argument("--trials", type=positive_int, default=8, help="configurations to try in a search (default 8)")
+    p.add_argument("--strategy", choices=("random", "grid"), default="random", help="how a search picks configurations")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -41,10 +52,15 @@ def _main(argv: Sequence[str] | None) -> int:
     from ..train.run import Settings, train_network
 
     overrides = {"data": args.data, "epochs": args.epochs, "batch": args.batch, "optimizer": args.optimizer,
-                 "lr": args.lr, "loss": args.loss, "seed": args.seed}
+                 "lr": args.lr, "loss": args.loss, "seed": args.seed, **_section_flags(args)}
     settings = Settings.merge(net.train, overrides)
+    _check_layer_names(net, settings)
     out = Path(args.out or Path("runs") / Path(args.model).stem)
+    if _experiment(args, net, settings, out):
+        return EXIT_OK
     weights = read_weights(args.weights) if args.weights else None
+    if weights is not None:
+        _report_transfer(net, weights, args.weights)
     result = train_network(net, settings, out, args.device, args.resume, args.quiet, weights, args.threads)
     acc = result["test_acc"]
     shown = f"accuracy {acc:.4f}, " if acc is not None else ""
@@ -52,6 +68,76 @@ def _main(argv: Sequence[str] | None) -> int:
     print(f"wrote {out}/model.onnx, weights.npz, metrics.csv, checkpoint.npz" +
           (", curves.png" if result["plot"] else ""))
     return EXIT_OK
+
+
+def _section_flags(args) -> dict:
+    """--augment, --freeze and --lr-scale, read as train-section statements."""
+    lines = []
+    if args.augment:
+        lines.append(f"augment {args.augment}")
+    if args.freeze:
+        lines.append("freeze " + ", ".join(n.strip() for n in args.freeze.split(",")))
+    if args.lr_scale:
+        lines.append("lr_scale " + ", ".join(args.lr_scale))
+    if not lines:
+        return {}
+    from ..diagnostics import Diagnostics
+    from ..syntax.parser import parse_text
+    from ..trainspec import check_train
+
+    module = parse_text("train {\n" + "\n".join(lines) + "\n}\n", "<command line>")
+    diags = Diagnostics()
+    spec = check_train(module.trains[0], diags)
+    diags.raise_if_errors()
+    return spec
+
+
+def _check_layer_names(net, settings) -> None:
+    from ..diagnostics import UserError, did_you_mean
+
+    known = set(net.graph.nodes) | set(net.graph.graph.get("groups", {}))
+    for name in [*settings.get("freeze", ()), *settings.get("lr_scale", {})]:
+        if not any(k == name or k.startswith(name + ".") for k in known):
+            raise UserError(f"'{name}' is no layer or block of {net.name}", did_you_mean(name, known))
+
+
+def _report_transfer(net, weights, source: str) -> None:
+    """Say which parameters come from the file and which are initialised."""
+    from ..onnx.export import parameter_shapes
+
+    expected = parameter_shapes(net)
+    loaded = [n for n in expected if n in weights]
+    fresh = [n for n in expected if n not in weights]
+    ignored = [n for n in weights if n not in expected]
+    print(f"weights from {source}: {len(loaded)} of {len(expected)} tensors loaded", file=sys.stderr)
+    if fresh:
+        print("  initialised (not in the file): " + ", ".join(fresh), file=sys.stderr)
+    if ignored:
+        print("  ignored (not in the network): " + ", ".join(ignored), file=sys.stderr)
+
+
+def _experiment(args, net, settings, out: Path) -> bool:
+    """Run --overfit, --cv, --search or --ensemble if asked; True when one ran."""
+    from ..train import experiments
+
+    if args.overfit:
+        result = experiments.overfit(net, settings, args.overfit, out, args.device)
+    elif args.cv:
+        result = experiments.cross_validate(net, settings, args.cv, out, args.device)
+    elif args.ensemble:
+        result = experiments.ensemble(net, settings, args.ensemble, out, args.device)
+    elif args.search:
+        from ..train.search import run_search
+
+        ranked, table, best = run_search(Path(args.model), settings, args.search, args.trials, args.strategy, out,
+                                         args.device)
+        print(table)
+        print(f"best configuration written to {best}")
+        return True
+    else:
+        return False
+    print(experiments.describe(result))
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
