@@ -119,12 +119,10 @@ def test_every_bad_statement_is_reported(tmp_path):
     assert sorted(d.span.line for d in found) == [FIRST_TRAIN_LINE, FIRST_TRAIN_LINE + 2, FIRST_TRAIN_LINE + 3]
 
 
-@pytest.mark.xfail(strict=True, reason="freeze and lr_scale names are not checked against the network's layers")
 @pytest.mark.parametrize("statement", ["freeze stemm", "lr_scale haed=0.1"])
 def test_unknown_layer_name_is_an_error(tmp_path, statement):
     assert errors(tmp_path, statement)
 
 
-@pytest.mark.xfail(strict=True, reason="split accepts val + test >= 1, which leaves nothing to train on")
 def test_split_must_leave_training_data(tmp_path):
     assert errors(tmp_path, "split(val=0.6, test=0.5)")
