@@ -66,11 +66,14 @@ class CompileError(Exception):
 class UserError(Exception):
     """A single mistake found deep inside a pass; the pass adds the span."""
 
-    def __init__(self, message: str, *hints: str, span: Span | None = None):
+    def __init__(self, message: str, *hints: str, span: Span | None = None, depends_on: tuple[str, ...] = ()):
         super().__init__(message)
         self.message = message
         self.hints = tuple(h for h in hints if h)
         self.span = span
+        # The block parameters the wrong value was computed from: one bad
+        # argument is one mistake, however many layers of the block use it.
+        self.depends_on = depends_on
 
     def diagnostic(self, span: Span | None = None) -> Diagnostic:
         return Diagnostic("error", self.message, self.span or span, self.hints)
@@ -188,11 +191,38 @@ def sort_key(order: dict[str, int]):
     return key
 
 
+REPEATS = 3  # identical messages shown in full; the rest are listed by line
+
+
 def render_all(diagnostics: Iterable[Diagnostic], sources: SourceCache = SOURCES) -> str:
-    """Every diagnostic in source order, then how many errors there were."""
+    """Every diagnostic in source order, then how many errors there were.
+
+    A message repeated at many places (a misspelt block used ten times) is
+    quoted three times; a note lists where the others are.
+    """
     items = sorted(diagnostics, key=sort_key({}))
-    text = "\n".join(render(d, sources) for d in items)
+    groups: dict[tuple, list[Diagnostic]] = {}
+    for d in items:
+        groups.setdefault((d.severity, d.message, d.hints), []).append(d)
+    out = []
+    for d in items:
+        group = groups[(d.severity, d.message, d.hints)]
+        index = next(i for i, g in enumerate(group) if g is d)
+        if index < REPEATS:
+            out.append(render(d, sources))
+        if index == REPEATS - 1 and len(group) > REPEATS:
+            out.append(_more_like_this(group[REPEATS:]))
     errors = sum(d.severity == "error" for d in items)
     if errors > 1:
-        text += f"\n{errors} errors"
-    return text
+        out.append(f"{errors} errors")
+    return "\n".join(out)
+
+
+def _more_like_this(rest: list[Diagnostic]) -> str:
+    """`path:31:65: note: 9 more errors like this one, also at 32:53, 33:24, ...`"""
+    first = rest[0].span
+    places = [f"{d.span.line}:{d.span.col}" if first and d.span and d.span.path == first.path else
+              str(d.span or "?") for d in rest[1:]]
+    also = ", ".join(places[:10]) + (f" and {len(places) - 10} more" if len(places) > 10 else "")
+    count = f"{len(rest)} more {rest[0].severity}{'s' if len(rest) > 1 else ''} like this one"
+    return f"{first}: note: {count}" + (f", also at {also}" if also else "") if first else f"note: {count}"

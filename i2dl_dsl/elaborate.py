@@ -18,7 +18,7 @@ what it is, for folding) and `train` (the parsed train section).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -83,6 +83,7 @@ class Elaborator:
         self.block_stack: list[str] = []
         self.trail: list[tuple[str, Span]] = []  # (block instance, call span) of the blocks being expanded
         self.reported: set[tuple[Span | None, str]] = set()
+        self.blamed: set[tuple[str, str]] = set()  # (block instance, parameter) with a bad value reported
         self.input_span: Span | None = None  # where the input is declared, even when it is wrong
         self.expanded = 0  # layers and blocks instantiated, built or only checked
 
@@ -92,7 +93,6 @@ class Elaborator:
         scope = Scope("")
         errors_before = len(self.diags.errors)
         self._check_input_first(net)
-        self._check_block_names()
         try:
             output = self.body(net.body, scope, None, top_level=True)
         except _Abort:
@@ -112,12 +112,6 @@ class Elaborator:
         if len(self.diags.errors) == errors_before:
             self._warn_unused(scope, output)
         return self.graph
-
-    def _check_block_names(self) -> None:
-        for name, block in self.program.blocks.items():
-            if name in REGISTRY:
-                self.diags.error(f"block '{name}' has the name of a layer", block.name_span,
-                                 f"rename it: calls to {name}(...) mean the layer")
 
     def _check_input_first(self, net: ast.NetworkDef) -> None:
         inputs = [s for s in net.body if isinstance(s, ast.InputStmt)]
@@ -153,6 +147,7 @@ class Elaborator:
         self.input_span = stmt.span
         dims = self._input_dims(stmt)
         if dims is None:
+            scope.tensors[stmt.name] = None  # known, but broken: no follow-on errors
             return None
         node = stmt.name
         layer = Input(dims, any(d.name for d in stmt.dims))
@@ -292,7 +287,8 @@ class Elaborator:
         try:
             args = bind(call.name, cls.signature, call.args, scope.env, call.span)
         except UserError as exc:
-            self._report(exc.diagnostic(call.span))
+            if not self._blamed_already(exc):
+                self._report(exc.diagnostic(call.span))
             raise _Skip() from None
         if current is None:
             return None
@@ -356,7 +352,9 @@ class Elaborator:
                     raise UserError(f"{what} needs the argument '{param.name}'",
                                     f"the signature is {block.name}({signature_text(signature)})")
         except UserError as exc:
-            self._report(exc.diagnostic(call.span))
+            note = Diagnostic("note", f"block '{block.name}' is defined here", block.name_span)
+            diagnostic = exc.diagnostic(call.span)
+            self._report(replace(diagnostic, notes=(*diagnostic.notes, note)))
             raise _Skip() from None
         return env
 
@@ -453,6 +451,18 @@ class Elaborator:
             return False
         scope.taken[label] = span
         return True
+
+    def _blamed_already(self, exc: UserError) -> bool:
+        """Whether the block parameters a bad value came from have been
+        reported in this block instance: one bad argument, one error."""
+        if not exc.depends_on or not self.trail:
+            return False
+        instance = self.trail[-1][0]
+        blamed = {(instance, name) for name in exc.depends_on}
+        if blamed <= self.blamed:
+            return True
+        self.blamed |= blamed
+        return False
 
     def _report(self, diagnostic: Diagnostic) -> None:
         """An error in a block body, once, with a note for the instance that

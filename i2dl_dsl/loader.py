@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .diagnostics import CompileError, Diagnostic, Diagnostics, Span
+from .layers import REGISTRY
 from .syntax import ast
 from .syntax.parser import parse_file
 
@@ -72,6 +73,10 @@ def _add_block(program: Program, block: ast.BlockDef, diags: Diagnostics) -> Non
             note = Diagnostic("note", f"the first '{param.name}' is here", names[param.name].span)
             diags.error(f"block '{block.name}' has two parameters named '{param.name}'", param.span, notes=[note])
         names.setdefault(param.name, param)
+    if block.name in REGISTRY:
+        diags.error(f"block '{block.name}' has the name of a layer", block.name_span,
+                    f"rename it: {block.name}(...) means the layer")
+        return
     earlier = program.blocks.get(block.name)
     if earlier is not None and earlier is not block:
         note = Diagnostic("note", f"block '{block.name}' first defined here", earlier.name_span)

@@ -181,8 +181,7 @@ def match(what: str, signature: Sequence[P], args: Sequence[ast.Arg], env: Env
     if len(positional) > len(signature):
         extra = positional[len(signature)]
         takes = "no arguments" if not signature else f"at most {_count(len(signature), 'argument')}"
-        raise UserError(f"{what} takes {takes}, got {len(positional)}",
-                        _signature_hint(what, signature) if signature else "remove the parentheses' contents",
+        raise UserError(f"{what} takes {takes}, got {len(positional)}", _signature_hint(what, signature),
                         span=extra.span)
     seen_keyword = False
     by_position: set[str] = set()
@@ -238,12 +237,14 @@ def _convert(what: str, signature: Sequence[P], values: dict[str, Any], spans: d
             converted[p.name] = p.type.convert(value)
         except UserError as exc:
             message, hints = f"{what} argument '{p.name}': {as_written(exc.message, value)}", exc.hints
-            origin = _origin(exprs[p.name], env or {}) if exprs and p.name in exprs else ""
+            expr = exprs.get(p.name) if exprs else None
+            origin = _origin(expr, env or {}) if expr is not None else ""
             if origin:
                 message += f" ({origin})"
             if isinstance(p.type, Choice) and isinstance(value, str):
                 hints = (did_you_mean(value, p.type.options),)  # a misspelt option
-            raise UserError(message, *hints, span=spans[p.name]) from None
+            depends_on = tuple(n for n in _names(expr) if n in (env or {})) if expr is not None else ()
+            raise UserError(message, *hints, span=spans[p.name], depends_on=depends_on) from None
     return converted
 
 

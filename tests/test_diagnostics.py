@@ -183,3 +183,48 @@ def test_a_bug_with_debug_raises(monkeypatch) -> None:
     monkeypatch.setattr(compile_cli, "check", broken)
     with pytest.raises(RuntimeError):
         main(["any.net", "--debug"])
+
+
+# ----------------------------------------------------------------- correct programs stay quiet
+
+QUIET = {
+    "a labelled residual reads a tensor named outside it": """
+network N {
+    input x[4, 8, 8]
+    side = x -> conv(4, k=1)
+    res: residual { conv(4, k=3, p=1) -> add(side) }
+    flatten -> fc(2)
+}""",
+    "a block's concat branches read its input as 'in'": """
+block two(c) {
+    concat {
+        branch { conv(c, k=1) }
+        branch { in -> conv(c, k=3, p=1) }
+    }
+}
+network N {
+    input x[4, 8, 8]
+    two(4) * 2
+    flatten -> fc(2)
+}""",
+    "a chain goes on over lines": """
+network N {
+    input x[4, 8, 8]
+    conv(4, k=3,
+         p=1)
+        -> relu ->
+        flatten
+    fc(2)
+}
+train {
+    lr_scale fc1=0.5
+    seed 0
+}""",
+}
+
+
+@pytest.mark.parametrize("text", QUIET.values(), ids=list(QUIET))
+def test_correct_program_prints_nothing(text: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ok.net").write_text(text)
+    assert _run(["ok.net"], capsys) == (0, "")

@@ -28,10 +28,20 @@ def print_warnings(diagnostics) -> None:
         print(render(warning), file=sys.stderr)
 
 
+def _tolerate_narrow_terminals() -> None:
+    """Tables and messages use a few non-ASCII signs (·, ≥, ─); on a terminal
+    that cannot show them they become '?' rather than an internal error."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
+            reconfigure(errors="replace")
+
+
 def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run a command body; render CompileError/UserError and map them to exit 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _tolerate_narrow_terminals()
     try:
         return main(args)
     except CompileError as exc:

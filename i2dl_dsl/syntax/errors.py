@@ -323,8 +323,7 @@ def recoverable_line(exc: UnexpectedInput, text: str) -> int | None:
     if not 1 <= number <= len(lines) or not _balanced(text, "{", "}"):
         return None
     code = [_code(line) for line in lines]
-    if _depth(code[:number - 1]) != 0 or not _balanced(code[number - 1], "(", ")") \
-            or not _balanced(code[number - 1], "[", "]") or not _balanced(code[number - 1], "{", "}"):
+    if _depth(code[:number - 1]) != 0 or not _self_contained(code[number - 1]):
         return None
     before = next((c for c in reversed(code[:number - 1]) if c.strip()), "")
     after = next((c for c in code[number:] if c.strip()), "")
@@ -348,8 +347,22 @@ def _code(line: str) -> str:
 
 
 def _balanced(text: str, opener: str, closer: str) -> bool:
+    """As many openers as closers in the whole text (strings and comments aside)."""
     text = "\n".join(_code(line) for line in text.split("\n"))
     return text.count(opener) == text.count(closer)
+
+
+def _self_contained(line: str) -> bool:
+    """Every bracket the line opens it closes, and it closes no other."""
+    for opener, closer in (("(", ")"), ("[", "]"), ("{", "}")):
+        depth = 0
+        for char in line:
+            depth += (char == opener) - (char == closer)
+            if depth < 0:
+                return False
+        if depth:
+            return False
+    return True
 
 
 def _depth(lines: list[str]) -> int:

@@ -16,7 +16,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput
 
 from ..diagnostics import SOURCES, CompileError, Diagnostic, Span
-from . import ast, errors
+from . import ast
 
 GRAMMAR = Path(__file__).resolve().parents[1] / "grammars" / "net.lark"
 
@@ -162,6 +162,8 @@ def parse_text(text: str, path: str = "<text>") -> ast.Module:
 def _syntax_errors(exc: UnexpectedInput, text: str, path: str) -> list[Diagnostic]:
     """The first syntax error, and those of later statements that do not
     depend on it (found by blanking the failed line and parsing again)."""
+    from . import errors  # only a file with a mistake pays for importing it
+
     found = [errors.syntax_error(exc, text, path, _lark())]
     while len(found) < MAX_SYNTAX_ERRORS:
         line = errors.recoverable_line(exc, text)
