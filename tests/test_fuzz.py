@@ -95,7 +95,8 @@ def _copy_tree(source: Path, tmp_path: Path) -> Path:
     top = MODELS if source.is_relative_to(MODELS) else SEEDS
     copy = tmp_path / top.name
     if not copy.exists():
-        shutil.copytree(top, copy)
+        shutil.copytree(top, copy, ignore=lambda folder, names: [
+            n for n in names if not n.endswith(".net") and not (Path(folder) / n).is_dir()])
     return copy / source.relative_to(top)
 
 

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput
 
 from ..diagnostics import Diagnostic, Span, did_you_mean
 
@@ -40,6 +40,8 @@ _ORDER = ["RPAR", "RSQB", "COMMA", "_ARROW", "EQUAL", "COLON", "LPAR", "LSQB", "
 # Characters people type for the ASCII ones the language uses.
 _LOOKALIKES = {"→": "->", "−": "-", "–": "-", "—": "-", "×": "*", "·": "*", "÷": "/", "“": '"', "”": '"',
                "„": '"', "‘": '"', "’": '"', "，": ",", "（": "(", "）": ")", "：": ":", "＝": "="}
+# Tokens after which a line break does not end the statement (as the post-lexer rules).
+_CONTINUES = {"_ARROW", "COMMA", "LPAR", "LSQB", "EQUAL", "COLON", "PLUS", "MINUS", "STAR", "SLASH", "SLASHSLASH"}
 _CONTINUATION = re.compile(r"(->|[,(\[=:+\-*/{])\s*$")
 
 
@@ -50,6 +52,7 @@ class Context:
     previous: Token | None = None
     open: list[Token] = field(default_factory=list)  # unclosed brackets, innermost last
     last_close: tuple[Token, Token] | None = None    # the latest '}' and the '{' it closed
+    following: Token | None = None                   # the token after the one that failed
 
 
 def context(lark: Lark, text: str, pos: int) -> Context:
@@ -57,8 +60,11 @@ def context(lark: Lark, text: str, pos: int) -> Context:
     closers = {v: k for k, v in PAIRS.items()}
     try:
         for token in lark.lex(text):
-            if token.start_pos is None or token.start_pos >= pos:
+            if token.start_pos is None or token.start_pos > pos:
+                ctx.following = token
                 break
+            if token.start_pos == pos:
+                continue
             if token.type in PAIRS:
                 ctx.open.append(token)
             elif token.type in closers and ctx.open and ctx.open[-1].type == closers[token.type]:
@@ -123,7 +129,7 @@ def phrase(expected: set[str]) -> str:
         left -= LAYER_START | {"INPUT"}
     if {"INT", "NAME"} <= left:
         words.append("a value")
-        left -= VALUE_START
+        left -= VALUE_START | {"CONCAT"}
     if "NAME" in left:
         words.append("a name")
         left.discard("NAME")
@@ -169,8 +175,13 @@ def _keyword(token: Token, expected: set[str], ctx: Context, text: str, path: st
                       _span(path, token), "add the '}' where the block above ends",
                       notes=(_opened_here(path, opener),))
     if token.type in KEYWORDS and "NAME" in expected:
-        return _error(f"'{token.value}' is a keyword, not a name", _span(path, token),
-                      f"choose another name, such as '{token.value}1'")
+        following = ctx.following.type if ctx.following is not None else None
+        naming = following in ("EQUAL", "COLON") or (ctx.previous is not None and
+                                                     ctx.previous.type in ("NETWORK", "BLOCK", "INPUT"))
+        if naming:
+            return _error(f"'{token.value}' is a keyword, not a name", _span(path, token),
+                          f"choose another name, such as '{token.value}1'")
+        return _error(f"unexpected keyword '{token.value}'; expected {phrase(expected)}", _span(path, token))
     prev = ctx.previous
     if prev is not None and prev.type in KEYWORDS and token.type in ("EQUAL", "COLON"):
         return _error(f"'{prev.value}' is a keyword, not a name", _span(path, prev),
@@ -212,8 +223,15 @@ def _missing_separator(token: Token, expected: set[str], ctx: Context, text: str
     starts = token.type in LAYER_START or token.type in VALUE_START or token.type == "INPUT"
     if not starts:
         return None
+    prev = ctx.previous
+    if prev is not None and prev.type == "NAME" and token.type == "NAME":
+        keyword = did_you_mean(str(prev.value), ["input", "residual", "concat"])
+        if keyword:
+            return _error(f"expected '->' or a new line before {describe(token)}", _span(path, token),
+                          f"{describe(prev)}: {keyword}")
     if "_ARROW" in expected:
         return _error(f"expected '->' or a new line before {describe(token)}", _span(path, token),
+                      "did you mean '->'?" if token.type == "MINUS" else
                       "join layers with '->', or put the next layer on its own line")
     if "_NL" in expected and "RBRACE" in expected:
         return _error(f"expected a new line before {describe(token)}", _span(path, token),
@@ -261,8 +279,10 @@ def _generic(token: Token, expected: set[str], ctx: Context, path: str) -> Diagn
             hints.append("'**' is not an operator; arithmetic has + - * / and //")
         elif prev.type == "COLON" and token.type == "EQUAL":
             hints.append("name a tensor with 't = ...', or label layers with 'label: ...'")
-        elif prev.type == "_ARROW":
+        elif prev.type == "_ARROW" and token.type in ("RBRACE", "_NL"):
             hints.append("a chain cannot end with '->'")
+        if not hints and token.line > prev.end_line and prev.type in _CONTINUES:
+            hints.append(f"the line before ends with {describe(prev)}, so this line continues it")
         elif prev.type == "NAME" and expected == {"LPAR"}:
             hints.append("a block lists its parameters in parentheses, even none: block name() { ... }")
     if token.type == "_NL" and "LBRACE" in expected:

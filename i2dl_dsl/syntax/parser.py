@@ -155,8 +155,9 @@ def parse_text(text: str, path: str = "<text>") -> ast.Module:
     try:
         return _ToAst(path).transform(tree)
     except RecursionError:
-        raise CompileError([Diagnostic("error", "the file is nested too deeply to read", Span.file(path),
-                                       ("use fewer nested parentheses, brackets or blocks",))]) from None
+        message = "the file nests too deeply to read (a very long expression, or brackets inside brackets)"
+        raise CompileError([Diagnostic("error", message, Span.file(path),
+                                       ("split the expression, or use fewer nested brackets and blocks",))]) from None
 
 
 def _syntax_errors(exc: UnexpectedInput, text: str, path: str) -> list[Diagnostic]:
