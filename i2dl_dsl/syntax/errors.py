@@ -9,8 +9,9 @@ before the error (the one just before, the brackets still open):
     'block' is a keyword, not a name
     unexpected end of file: the '{' opened at line 3 is never closed
 
-`further_errors` finds the syntax errors of later, independent statements
-by blanking the line that failed and parsing again, where that is safe.
+`recoverable_line` and `blank_line` let the parser find the syntax errors of
+later, independent statements: the line that failed is blanked and the text
+parsed again, where that cannot change what the rest of the file means.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Context:
 
 
 def context(lark: Lark, text: str, pos: int) -> Context:
+    """The tokens before `pos` (the failed token's offset), and the one after it."""
     ctx = Context()
     closers = {v: k for k, v in PAIRS.items()}
     try:
