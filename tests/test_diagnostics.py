@@ -120,6 +120,18 @@ def test_unreadable_file(tmp_path: Path, capsys, monkeypatch) -> None:
         secret.chmod(0o644)
 
 
+def test_read_failure_is_a_user_error(tmp_path: Path, capsys, monkeypatch) -> None:
+    """What the unreadable-file test shows, where root would read the file anyway."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "locked.net").write_text("network N {\n    input x[3]\n}\n")
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert _run(["locked.net"], capsys) == (2, "locked.net: error: cannot read 'locked.net': Permission denied\n")
+
+
 def test_file_that_is_not_utf8(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "latin1.net").write_bytes("# réseau\nnetwork N {\n    input x[3]\n}\n".encode("latin-1"))
