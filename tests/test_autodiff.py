@@ -390,6 +390,13 @@ def test_missing_rule_names_op_node_and_source() -> None:
     assert "Conv" in error.hints[0] and "MaxPool" in error.hints[0]
 
 
+def test_unsupported_configuration_names_node_and_reason() -> None:
+    model = graph_model([node("MaxPool", ["x"], "pool", kernel_shape=[2, 2], storage_order=1),
+                         node("ReduceSum", ["pool"], "loss", "total", keepdims=0)], {"x": (1, 1, 4, 4)})
+    with pytest.raises(MissingGradient, match="'MaxPool' \\(node 'pool' from models/test.net:7:5: .*storage_order=0"):
+        add_gradients(model, "loss", ["x"])
+
+
 def test_missing_rule_off_the_path_is_fine() -> None:
     model = graph_model([node("Erf", ["x"], "erf"), node("Mul", ["erf", "w"], "m"),
                          node("ReduceSum", ["m"], "loss", keepdims=0)], {"x": (3,), "w": (3,)})

@@ -19,6 +19,10 @@ Shape = tuple[Dim, ...]
 FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 
 
+class NotDifferentiable(Exception):
+    """A rule cannot differentiate a node as it is configured; the message says why."""
+
+
 def _shape_of(type_proto: onnx.TypeProto) -> Shape | None:
     tensor = type_proto.tensor_type
     if not tensor.HasField("shape"):
@@ -72,13 +76,13 @@ class GradContext:
         """The shape, which must be fully known (rules that need sizes use this)."""
         shape = self.shape(name)
         if shape is None or not all(isinstance(d, int) for d in shape):
-            raise ValueError(f"the shape of '{name}' must be static here, found {shape}")
+            raise NotDifferentiable(f"the shape of '{name}' must be static, found {shape}")
         return shape  # type: ignore[return-value]
 
     def rank(self, name: str) -> int:
         shape = self.shape(name)
         if shape is None:
-            raise ValueError(f"the rank of '{name}' is unknown")
+            raise NotDifferentiable(f"the rank of '{name}' is unknown")
         return len(shape)
 
     def elem_type(self, name: str) -> int:

@@ -15,20 +15,20 @@ import onnx
 from onnx import helper
 
 from ..diagnostics import Span, UserError
-from .context import GradContext
+from .context import GradContext, NotDifferentiable
 from .rules import RULES
 
 
 class MissingGradient(UserError):
-    """An op on the path from a parameter to the loss has no gradient rule."""
+    """An op on the path from a parameter to the loss has no gradient rule, or
+    its rule cannot handle how the node is configured (the reason says how)."""
 
-    def __init__(self, node: onnx.NodeProto):
+    def __init__(self, node: onnx.NodeProto, reason: str = ""):
         self.op_type, self.node_name, self.doc_string = node.op_type, node.name, node.doc_string
         where = f" from {node.doc_string}" if node.doc_string else ""
+        hint = "" if reason else f"ops with gradient rules: {', '.join(sorted(RULES))}"
         super().__init__(f"cannot differentiate ONNX op '{node.op_type}' (node '{node.name}'{where}): "
-                         "it has no gradient rule",
-                         f"ops with gradient rules: {', '.join(sorted(RULES))}",
-                         span=_span(node.doc_string))
+                         f"{reason or 'it has no gradient rule'}", hint, span=_span(node.doc_string))
 
 
 def _span(doc: str) -> Span | None:
@@ -70,7 +70,10 @@ def add_gradients(model: onnx.ModelProto, loss: str, wrt: list[str]) -> dict[str
             continue  # a symbolic zero flows on: nothing to emit
         if node.op_type not in RULES:
             raise MissingGradient(node)
-        inputs = RULES[node.op_type](ctx, node, outputs)
+        try:
+            inputs = RULES[node.op_type](ctx, node, outputs)
+        except NotDifferentiable as exc:
+            raise MissingGradient(node, str(exc)) from None
         for name, grad in zip(node.input, inputs):
             if grad is not None and name in active:
                 grads.add(name, _unbroadcast(ctx, grad, name))

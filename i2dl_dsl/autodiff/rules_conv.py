@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from .context import GradContext
+from .context import GradContext, NotDifferentiable
 from .rules_shape import along_axis
 
 Grads = list[str | None]
@@ -75,7 +75,7 @@ def _spatial(ctx: GradContext, t: str) -> list[int]:
 
 
 def _fail(t: str) -> None:
-    raise ValueError(f"the channel and spatial axes of '{t}' must be static to differentiate through it")
+    raise NotDifferentiable(f"the channel and spatial axes of '{t}' must be static")
 
 
 def _bias_grad(ctx: GradContext, g: str) -> str:
@@ -98,8 +98,7 @@ def conv_transpose(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grad
     dx = Conv(g, W); dW = the Conv weight gradient with g and x swapped; db = Σ g."""
     x, weight, g = node.input[0], node.input[1], grads[0]
     if ctx.attr(node, "output_shape") is not None or ctx.attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-        raise ValueError(f"the gradient of ConvTranspose node '{node.name}' needs explicit pads "
-                         "(no output_shape, no SAME auto_pad)")
+        raise NotDifferentiable("the gradient needs explicit pads (no output_shape, no SAME auto_pad)")
     kernel = list(ctx.attr(node, "kernel_shape") or ctx.static_shape(weight)[2:])
     w, group = _window(ctx, node, x, kernel), ctx.attr(node, "group", 1)
     dx = ctx.op("Conv", g, weight, kernel_shape=w.kernel, strides=w.strides, dilations=w.dilations,
@@ -148,7 +147,7 @@ def max_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     (overlapping windows add up). A node without Indices is given them."""
     x, g = node.input[0], grads[0]
     if ctx.attr(node, "storage_order", 0) != 0:
-        raise ValueError(f"the gradient of MaxPool node '{node.name}' needs storage_order=0")
+        raise NotDifferentiable("the gradient needs storage_order=0")
     if len(node.output) < 2:
         indices = ctx.unique(f"{node.output[0]}/indices")
         node.output.append(indices)  # the forward node now also reports its argmax
@@ -215,8 +214,8 @@ def _resize_matrix(node: onnx.NodeProto, ctx: GradContext, n: int, m: int, scale
               "pytorch_half_pixel": (i + 0.5) / scale - 0.5 if m > 1 else np.zeros(m),
               "align_corners": i * (n - 1) / (m - 1) if m > 1 else np.zeros(m)}.get(where)
     if source is None or mode not in ("nearest", "linear") or ctx.attr(node, "antialias", 0):
-        raise ValueError(f"the gradient of Resize node '{node.name}' supports nearest and linear modes with "
-                         f"half_pixel, asymmetric, pytorch_half_pixel or align_corners coordinates")
+        raise NotDifferentiable("the gradient supports nearest and linear modes with half_pixel, asymmetric, "
+                                "pytorch_half_pixel or align_corners coordinates")
     matrix = np.zeros((m, n))
     if mode == "nearest":
         rounding = ctx.attr(node, "nearest_mode", "round_prefer_floor")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx
 
-from .context import GradContext
+from .context import GradContext, NotDifferentiable
 
 Grads = list[str | None]
 
@@ -82,7 +82,7 @@ def softmax_cross_entropy(ctx: GradContext, node: onnx.NodeProto, grads: Grads) 
     if per_item is not None:
         classes = ctx.shape(scores)[1]
         if not isinstance(classes, int):
-            raise ValueError(f"{node.name}: the class axis of the scores must be static, found {classes}")
+            raise NotDifferentiable(f"the class axis of the scores must be static, found {classes}")
         onehot = ctx.op("OneHot", labels, ctx.const(classes, onnx.TensorProto.INT64), ctx.const([0.0, 1.0]), axis=1)
         dscores = ctx.op("Mul", ctx.op("Sub", probs, onehot), per_item)
     if len(grads) > 1 and grads[1] is not None:  # log_prob = log softmax(scores)

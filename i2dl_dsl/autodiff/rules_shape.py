@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from .context import GradContext
+from .context import GradContext, NotDifferentiable
 
 Grads = list[str | None]
 
@@ -16,8 +16,7 @@ def _constant(ctx: GradContext, node: onnx.NodeProto, index: int) -> np.ndarray 
         return None
     value = ctx.value(node.input[index])
     if value is None:
-        raise ValueError(f"the gradient of {node.op_type} node '{node.name}' needs input {index} "
-                         f"('{node.input[index]}') to be a constant")
+        raise NotDifferentiable(f"the gradient needs input {index} ('{node.input[index]}') to be a constant")
     return value
 
 
@@ -39,7 +38,7 @@ def concat(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     axis = ctx.attr(node, "axis") % rank
     sizes = [ctx.shape(x)[axis] for x in node.input]
     if not all(isinstance(s, int) for s in sizes):
-        raise ValueError(f"the gradient of Concat node '{node.name}' needs static sizes along axis {axis}")
+        raise NotDifferentiable(f"the gradient needs static sizes along axis {axis}")
     return ctx.ops("Split", [grads[0], ctx.ints(sizes)], len(node.input), axis=axis)
 
 
@@ -72,7 +71,7 @@ def slice_(ctx: GradContext, node: onnx.NodeProto, g: str) -> str:
     for axis, start, end, step in zip(axes, starts, ends, steps):
         dim = shape[axis]
         if not isinstance(dim, int):
-            raise ValueError(f"the gradient of Slice node '{node.name}' needs a static size on axis {axis}")
+            raise NotDifferentiable(f"the gradient needs a static size on axis {axis}")
         taken = _slice_range(int(start), int(end), int(step), dim)
         if step == 1:
             pads[axis], pads[rank + axis] = taken.start, dim - max(taken.stop, taken.start)
@@ -89,7 +88,7 @@ def pad(ctx: GradContext, node: onnx.NodeProto, g: str) -> str:
     rank = ctx.rank(x)
     pads = [int(p) for p in _constant(ctx, node, 1)]
     if ctx.attr(node, "mode", "constant") != "constant" or min(pads) < 0:
-        raise ValueError(f"the gradient of Pad node '{node.name}' needs mode=constant and pads ≥ 0")
+        raise NotDifferentiable("the gradient needs mode=constant and pads ≥ 0")
     axes = _constant(ctx, node, 3)
     axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes]
     begin, end = pads[:len(axes)], pads[len(axes):]
@@ -136,7 +135,7 @@ def _non_negative(ctx: GradContext, indices: str, dim: int | str | None) -> str:
     if known is not None and (known >= 0).all():
         return indices
     if not isinstance(dim, int):
-        raise ValueError(f"gathering with indices '{indices}' that may be negative needs a static axis size")
+        raise NotDifferentiable(f"indices '{indices}' that may be negative need a static axis size")
     negative = ctx.op("Less", indices, ctx.const(0, ctx.elem_type(indices)))
     shifted = ctx.op("Add", indices, ctx.const(dim, ctx.elem_type(indices)))
     return ctx.op("Where", negative, shifted, indices)
