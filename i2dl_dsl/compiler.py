@@ -49,11 +49,12 @@ def _check_layer_names(section, graph: nx.DiGraph, diags: Diagnostics) -> None:
                             did_you_mean(name, prefixes) or "layer names are listed by --summary")
 
 
-def check(path: str | Path) -> CheckedNetwork:
-    """Parse, elaborate and analyse a .net file; CompileError lists every mistake."""
+def check(path: str | Path, params: dict[str, Any] | None = None) -> CheckedNetwork:
+    """Parse, elaborate and analyse a .net file; CompileError lists every
+    mistake. `params` set the parameters of `network Net(p=...)`."""
     program = load(path)
     diags = Diagnostics(list(program.warnings))
-    graph = elaborate(program, diags)
+    graph = elaborate(program, diags, params)
     section = program.main.trains[0] if program.main.trains else None
     train = check_train(section, diags)
     if section is not None:

@@ -88,9 +88,9 @@ class Elaborator:
         self.expanded = 0  # layers and blocks instantiated, built or only checked
 
     # ------------------------------------------------------------- entry point
-    def network(self, net: ast.NetworkDef) -> nx.DiGraph:
+    def network(self, net: ast.NetworkDef, overrides: dict[str, Any] | None = None) -> nx.DiGraph:
         self.graph.graph["network"] = net.name
-        scope = Scope("")
+        scope = Scope("", self.network_params(net, overrides or {}))
         errors_before = len(self.diags.errors)
         self._check_input_first(net)
         try:
@@ -112,6 +112,27 @@ class Elaborator:
         if len(self.diags.errors) == errors_before:
             self._warn_unused(scope, output)
         return self.graph
+
+    def network_params(self, net: ast.NetworkDef, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Defaults of `network Net(p=...)`, replaced by the values given from
+        outside (a search, `--param`)."""
+        env: dict[str, Any] = {}
+        for param in net.params:
+            if param.default is None:
+                self.diags.error(f"network parameter '{param.name}' needs a default value", param.span,
+                                 f"e.g. network {net.name}({param.name}=...)")
+                continue
+            try:
+                env[param.name] = overrides.get(param.name, evaluate(param.default, env))
+            except UserError as exc:
+                self._report(exc.diagnostic(param.span))
+        unknown = [k for k in overrides if k not in env]
+        for key in unknown:
+            self.diags.error(f"network '{net.name}' has no parameter '{key}'", net.name_span,
+                             did_you_mean(key, env) or (f"its parameters: {', '.join(env)}" if env else
+                                                        f"declare one: network {net.name}({key}=...)"))
+        self.graph.graph["params"] = dict(env)
+        return env
 
     def _check_input_first(self, net: ast.NetworkDef) -> None:
         inputs = [s for s in net.body if isinstance(s, ast.InputStmt)]
@@ -502,8 +523,9 @@ def _word_span(span: Span, word: str) -> Span:
     return Span(span.path, span.line, span.col, span.line, span.col + len(word))
 
 
-def elaborate(program: Program, diags: Diagnostics) -> nx.DiGraph:
-    """Build the layer graph of the program's network, recording errors in `diags`."""
-    graph = Elaborator(program, diags).network(program.main.networks[0])
+def elaborate(program: Program, diags: Diagnostics, params: dict[str, Any] | None = None) -> nx.DiGraph:
+    """Build the layer graph of the program's network, recording errors in
+    `diags`; `params` set the network's parameters."""
+    graph = Elaborator(program, diags).network(program.main.networks[0], params)
     graph.graph["path"] = program.main.path
     return graph

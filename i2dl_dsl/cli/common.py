@@ -65,3 +65,24 @@ def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str]
         print(f"internal error: {type(exc).__name__}: {exc}\n"
               "run again with --debug for the traceback, and please report it", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def network_params(pairs: list[str] | None) -> dict:
+    """`--param name=value` (repeatable) as a dict of numbers or words."""
+    from ..diagnostics import UserError
+
+    params: dict = {}
+    for pair in pairs or []:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--param takes name=value, got '{pair}'")
+        text = text.strip()
+        try:
+            value: object = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                value = {"true": True, "false": False}.get(text, text)
+        params[name.strip()] = value
+    return params

@@ -8,7 +8,7 @@ import sys
 from typing import Sequence
 
 from ..compiler import check
-from .common import EXIT_OK, print_warnings, run_command
+from .common import EXIT_OK, network_params, print_warnings, run_command
 
 
 def _positive(text: str) -> int:
@@ -40,13 +40,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="drawing direction (default TB)")
     p.add_argument("--graph-level", choices=("layers", "onnx"), default="layers",
                    help="draw the layers, or the exported ONNX op graph")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="set a parameter of `network Net(...)`")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
-    net = check(args.model)
+    net = check(args.model, params=network_params(args.param))
     print_warnings(net.warnings)
     if args.onnx:
         _export(net, args)

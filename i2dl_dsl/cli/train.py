@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .common import EXIT_OK, positive_int, print_warnings, run_command
+from .common import EXIT_OK, network_params, positive_int, print_warnings, run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,7 +17,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="digits (built in) or an .npz with arrays x and y")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch", type=positive_int)
-    p.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "rmsprop", "adam"))
+    p.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "rmsprop", "adam", "lbfgs"),
+                   help="lbfgs: full-batch L-BFGS (SciPy), for small data")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--loss", choices=("l1", "mse", "bce", "cross_entropy", "hinge"))
     p.add_argument("--seed", type=int)
@@ -27,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="start from these weights (.npz or .onnx), matched by parameter name")
     p.add_argument("--threads", type=positive_int, help="onnxruntime threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="set a parameter of `network Net(...)`")
     g = p.add_argument_group("generalisation and transfer")
     g.add_argument("--augment", help="image augmentation, as in the train section: 'crop(pad=2), flip, jitter(0.1)'")
     g.add_argument("--freeze", help="comma-separated layers or blocks that get no gradient (transfer learning)")
@@ -46,7 +48,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     from ..compiler import check
 
-    net = check(args.model)
+    net = check(args.model, params=network_params(args.param))
     print_warnings(net.warnings)
     from ..onnx.weights import read_weights
     from ..train.run import Settings, train_network
@@ -65,8 +67,8 @@ def _main(argv: Sequence[str] | None) -> int:
     acc = result["test_acc"]
     shown = f"accuracy {acc:.4f}, " if acc is not None else ""
     print(f"test ({result['test_samples']} samples): {shown}loss {result['test_loss']:.4f}")
-    print(f"wrote {out}/model.onnx, weights.npz, metrics.csv, checkpoint.npz" +
-          (", curves.png" if result["plot"] else ""))
+    written = [n for n in ("model.onnx", "weights.npz", "metrics.csv", "checkpoint.npz", "curves.png") if (out / n).exists()]
+    print(f"wrote {out}/" + ", ".join(written))
     return EXIT_OK
 
 
@@ -130,7 +132,7 @@ def _experiment(args, net, settings, out: Path) -> bool:
         from ..train.search import run_search
 
         ranked, table, best = run_search(Path(args.model), settings, args.search, args.trials, args.strategy, out,
-                                         args.device)
+                                         args.device, network_params(args.param))
         print(table)
         print(f"best configuration written to {best}")
         return True

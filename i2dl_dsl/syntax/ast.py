@@ -168,6 +168,7 @@ class NetworkDef:
     body: tuple[Stmt, ...]
     span: Span
     name_span: Span
+    params: tuple[Param, ...] = ()  # `network Net(dropout=0.3)`: settable from outside
 
 
 @dataclass(frozen=True)

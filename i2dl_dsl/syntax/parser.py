@@ -303,7 +303,9 @@ class _ToAst(Transformer):
         return ast.BlockDef(str(name), params, body, self._s(meta), _span(self.path, name))
 
     def network_def(self, meta, c):
-        return ast.NetworkDef(str(c[0]), c[1], self._s(meta), _span(self.path, c[0]))
+        name, *params, body = c
+        params = tuple(p for p in params if p is not None)
+        return ast.NetworkDef(str(name), body, self._s(meta), _span(self.path, name), params)
 
     def tkeyword(self, meta, c):
         return ast.TrainValue(str(c[0]), c[1], self._s(meta))
