@@ -66,13 +66,17 @@ def _imported_here(diagnostic: Diagnostic, from_span: Span | None) -> Diagnostic
     return replace(diagnostic, notes=(*diagnostic.notes, note))
 
 
-def _add_block(program: Program, block: ast.BlockDef, diags: Diagnostics) -> None:
+def _check_params(what: str, params: tuple[ast.Param, ...], diags: Diagnostics) -> None:
     names: dict[str, ast.Param] = {}
-    for param in block.params:
+    for param in params:
         if param.name in names:
             note = Diagnostic("note", f"the first '{param.name}' is here", names[param.name].span)
-            diags.error(f"block '{block.name}' has two parameters named '{param.name}'", param.span, notes=[note])
+            diags.error(f"{what} has two parameters named '{param.name}'", param.span, notes=[note])
         names.setdefault(param.name, param)
+
+
+def _add_block(program: Program, block: ast.BlockDef, diags: Diagnostics) -> None:
+    _check_params(f"block '{block.name}'", block.params, diags)
     if block.name in REGISTRY:
         diags.error(f"block '{block.name}' has the name of a layer", block.name_span,
                     f"rename it: {block.name}(...) means the layer")
@@ -86,6 +90,8 @@ def _add_block(program: Program, block: ast.BlockDef, diags: Diagnostics) -> Non
 
 
 def _check_single(main: ast.Module, diags: Diagnostics) -> None:
+    for network in main.networks:
+        _check_params(f"network '{network.name}'", network.params, diags)
     if not main.networks:
         diags.error("the file defines no network", Span.file(main.path),
                     "add `network Name { input x[C, H, W] ... }`; files that only hold blocks are imported with `use`")

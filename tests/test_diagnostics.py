@@ -179,7 +179,7 @@ def test_debug_shows_the_traceback_of_a_user_error(capsys, monkeypatch) -> None:
 
 
 def test_a_bug_exits_1_without_a_traceback(capsys, monkeypatch) -> None:
-    def broken(path):
+    def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(compile_cli, "check", broken)
@@ -189,7 +189,7 @@ def test_a_bug_exits_1_without_a_traceback(capsys, monkeypatch) -> None:
 
 
 def test_a_bug_with_debug_raises(monkeypatch) -> None:
-    def broken(path):
+    def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(compile_cli, "check", broken)
