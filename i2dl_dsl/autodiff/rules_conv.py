@@ -9,6 +9,7 @@ padding that gives the transpose exactly the input's size.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,24 +110,29 @@ def conv_transpose(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grad
 
 
 def _weight_grad(ctx: GradContext, x: str, gy: str, w: Window, group: int) -> str:
-    """dW[o, c, κ] = Σ_n Σ_i gy[n, o, i] · xpad[n, c of o's group, i·stride + κ·dilation]:
-    a convolution of x, with its channels as batch and its batch as channels,
-    by gy as the kernel (stride and dilation swap roles); groups stay groups."""
-    n_spatial = len(w.kernel)
-    spatial = list(range(2, 2 + n_spatial))
-    sizes = _spatial(ctx, x)
-    channels = ctx.shape(x)[1]
-    per_group = channels // group
-    if group == 1:
-        xt = ctx.op("Transpose", x, perm=[1, 0, *spatial])  # [C, N, ...]
-    else:  # [N, G·c, ...] -> [c, G·N, ...] with the batch grouped by channel group
-        split = ctx.op("Reshape", x, ctx.ints([-1, group, per_group, *sizes]))
-        moved = ctx.op("Transpose", split, perm=[2, 1, 0, *(a + 1 for a in spatial)])
-        xt = ctx.op("Reshape", moved, ctx.ints([per_group, -1, *sizes]))
-    kernel = ctx.op("Transpose", gy, perm=[1, 0, *spatial])  # [O, N, ...]
-    full = ctx.op("Conv", xt, kernel, strides=w.dilations, dilations=w.strides, pads=w.begin + w.end,
-                  group=group)  # [c, O, κ...]
-    return ctx.op("Transpose", _crop(ctx, full, w.kernel), perm=[1, 0, *spatial])
+    """dW[o, c, κ] = Σ_n Σ_p gy[n, o, p] · cols[n, c, κ, p], where cols holds, for
+    every kernel tap κ, the strided slice of the padded x that the tap reads
+    (im2col). One batched MatMul per sample does the sums: much faster than
+    correlating x with gy as a kernel as large as the output."""
+    out = _spatial(ctx, gy)
+    channels, filters = ctx.shape(x)[1], ctx.shape(gy)[1]
+    axes = list(range(2, 2 + len(w.kernel)))
+    padded = x
+    if any(w.begin) or any(w.end):
+        padded = ctx.op("Pad", x, ctx.ints([0, 0, *w.begin, 0, 0, *w.end]))
+    taps = []
+    for offset in itertools.product(*(range(k) for k in w.kernel)):
+        starts = [o * d for o, d in zip(offset, w.dilations)]
+        ends = [s + (m - 1) * st + 1 for s, m, st in zip(starts, out, w.strides)]
+        tap = ctx.op("Slice", padded, ctx.ints(starts), ctx.ints(ends), ctx.ints(axes), ctx.ints(w.strides))
+        taps.append(ctx.op("Unsqueeze", tap, ctx.ints([2])))  # [N, C, 1, out...]
+    stacked = taps[0] if len(taps) == 1 else ctx.op("Concat", *taps, axis=2)  # [N, C, K, out...]
+    positions, per_group = int(np.prod(out)), channels // group
+    cols = ctx.op("Reshape", stacked, ctx.ints([-1, group, per_group * len(taps), positions]))  # [N, G, cK, P]
+    grouped = ctx.op("Reshape", gy, ctx.ints([-1, group, filters // group, positions]))  # [N, G, o, P]
+    products = ctx.op("MatMul", cols, ctx.op("Transpose", grouped, perm=[0, 1, 3, 2]))  # [N, G, cK, o]
+    summed = ctx.op("ReduceSum", products, ctx.ints([0]), keepdims=0)  # [G, cK, o]
+    return ctx.op("Reshape", ctx.op("Transpose", summed, perm=[0, 2, 1]), ctx.ints([filters, per_group, *w.kernel]))
 
 
 def _crop(ctx: GradContext, t: str, sizes: list[int]) -> str:
