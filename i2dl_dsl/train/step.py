@@ -107,7 +107,8 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
 
     model = assemble(net, builder, output, opset)
     values = _as_inputs(model.graph, set(shapes))
-    label_dims = [BATCH] if loss.integer_labels else [BATCH, *out_shape]
+    # Class labels: one per sample, or one per pixel for a dense output [K, H, W] (segmentation).
+    label_dims = ([BATCH, *out_shape[1:]] if loss.integer_labels else [BATCH, *out_shape])
     model.graph.input.append(helper.make_tensor_value_info(LABEL, label_type(loss), label_dims))
     for mask, (shape, _) in builder.mask_inputs.items():
         model.graph.input.append(helper.make_tensor_value_info(mask, TensorProto.FLOAT, [BATCH, *shape]))
