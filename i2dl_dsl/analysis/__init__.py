@@ -60,6 +60,8 @@ def analyse(graph: nx.DiGraph, diags: Diagnostics) -> Analysis:
     result = Analysis(order, shapes, params, counts.buffer_shapes(graph, shapes),  # type: ignore[arg-type]
                       counts.macs(graph, shapes), receptive_fields(graph, order, shapes))
     if not diags.errors and result.total_params > MAX_PARAMS:
-        diags.error(f"the network has {result.total_params:.3g} parameters, more than {MAX_PARAMS:.3g}",
-                    graph.nodes[graph.graph["input"]]["span"], "check the layer sizes")
+        largest = max(order, key=result.layer_params)
+        diags.error(f"the network has {result.total_params:,} parameters, more than {MAX_PARAMS:,}",
+                    graph.nodes[largest]["span"],
+                    f"the largest layer is '{largest}' with {result.layer_params(largest):,}; check its sizes")
     return result

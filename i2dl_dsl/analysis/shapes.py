@@ -51,5 +51,5 @@ def layer_error(graph: nx.DiGraph, node: str, exc: UserError) -> Diagnostic:
 
 def _check_size(shape: Shape) -> None:
     if any(d > MAX_INT for d in shape) or numel(shape) > MAX_ELEMENTS:
-        raise UserError(f"output {fmt_shape(shape)} has {numel(shape):.3g} elements per sample, "
-                        f"more than {MAX_ELEMENTS}", "check the input size and the channel counts")
+        raise UserError(f"output {fmt_shape(shape)} has {numel(shape):,} elements per sample, "
+                        f"more than {MAX_ELEMENTS:,}", "check the input size and the channel counts")

@@ -91,10 +91,12 @@ class Maxout(_Activation):
     def infer(self, inputs: list[Shape]) -> Shape:
         shape = inputs[0]
         axis = 0 if len(shape) != 2 else 1
-        if shape[axis] % self.a.pieces:
-            raise UserError(f"needs the {'features' if axis else 'channels'} "
-                            f"({shape[axis]}) to be a multiple of its {self.a.pieces} pieces",
-                            f"make the layer before it produce {shape[axis] // self.a.pieces * self.a.pieces or self.a.pieces} units")
+        units, pieces = shape[axis], self.a.pieces
+        if units % pieces:
+            below, above = units // pieces * pieces, (units // pieces + 1) * pieces
+            options = f"{below} or {above}" if below else f"{above}"
+            raise UserError(f"needs the {'channels' if len(shape) == 3 else 'features'} ({units}) to be a "
+                            f"multiple of its {pieces} pieces", f"make the layer before it produce {options} units")
         out = list(shape)
         out[axis] //= self.a.pieces
         return tuple(out)

@@ -8,6 +8,7 @@ parameters and buffers, its MACs and its receptive-field step. Drivers
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar, Mapping
@@ -35,11 +36,25 @@ class ArgType:
     def convert(self, value: Any) -> Any:
         raise NotImplementedError
 
-    def _fail(self, value: Any) -> UserError:
-        shown = f"'{value}'" if isinstance(value, Symbol) else repr(value)
-        hint = "a bare word is only a value when the layer names it; is a block parameter missing?" \
-            if isinstance(value, Symbol) else ""
-        return UserError(f"expected {self.description}, got {shown}", hint)
+    def _fail(self, value: Any, hint: str = "") -> UserError:
+        if isinstance(value, Symbol) and not hint:
+            hint = "a bare word is only a value when the layer names it; is a block parameter missing?"
+        return UserError(f"expected {self.description}, got {source_text(value)}", hint)
+
+
+def source_text(value: Any) -> str:
+    """A value as a .net file writes it: true, "text", [1, 2], 0.001."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Symbol):
+        return f"'{value}'"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(source_text(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 MAX_INT = 2**31 - 1  # larger sizes are mistakes, and overflow ONNX's int32 attributes
@@ -73,6 +88,8 @@ class Float(ArgType):
     def description(self) -> str:  # type: ignore[override]
         if self.low == float("-inf"):
             return "a number"
+        if self.high == float("inf"):
+            return f"a number ≥ {self.low:g}"
         close = ")" if self.high_open else "]"
         return f"a number in [{self.low:g}, {self.high:g}{close}"
 
@@ -103,7 +120,8 @@ class Choice(ArgType):
 
     def convert(self, value: Any) -> str:
         if not isinstance(value, str) or value not in self.options:
-            raise self._fail(value)
+            close = difflib.get_close_matches(str(value), self.options, n=1) if isinstance(value, str) else []
+            raise self._fail(value, f"did you mean '{close[0]}'?" if close else "")
         return str(value)
 
 
@@ -123,10 +141,15 @@ class Pair(ArgType):
         if len(items) != 2:
             raise self._fail(value)
         element = Int(self.minimum)
-        try:
-            return tuple(element.convert(v) for v in items)  # type: ignore[return-value]
-        except UserError:
-            raise self._fail(value) from None
+        converted = []
+        for index, item in enumerate(items):
+            try:
+                converted.append(element.convert(item))
+            except UserError as exc:
+                if not isinstance(value, list):
+                    raise
+                raise UserError(f"element {index + 1} of {source_text(value)}: {exc.message}", *exc.hints) from None
+        return tuple(converted)  # type: ignore[return-value]
 
 
 class Padding(ArgType):

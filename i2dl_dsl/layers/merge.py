@@ -70,7 +70,9 @@ class Concat(_Merge):
                 where = "has branches that" if self.origin == "concat" else "has inputs that"
                 raise UserError(f"{where} differ in size: {first[1]}×{first[2]} and {other[1]}×{other[2]} "
                                 f"({fmt_shape(first)} and {fmt_shape(other)})",
-                                "give every branch the same stride and padding (p=same keeps the size)")
+                                "give every branch the same stride and padding (p=same keeps the size)"
+                                if self.origin == "concat" else
+                                "resize one side first (pooling, upsample or upconv) so that H and W agree")
             if len(first) == 2 and other[0] != first[0]:
                 raise UserError(f"needs sequences of equal length, got {fmt_shape(first)} and {fmt_shape(other)}")
         if len(first) == 2:
