@@ -50,14 +50,35 @@ def load(source: str, input_shape: tuple[int, ...]) -> Dataset:
                 raise UserError(f"data file '{source}' has no array {' or '.join(repr(m) for m in missing)}",
                                 f"it holds {', '.join(data.files) or 'nothing'}; save with numpy.savez(path, x=..., y=...)")
             x, y = np.asarray(data["x"]), np.asarray(data["y"])
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # numpy refuses object arrays: loading them runs pickled code
+            raise UserError(f"data file '{source}' holds pickled Python objects, which are never loaded",
+                            "save plain numeric arrays: numpy.savez(path, x=x.astype('float32'), y=y)") from None
         raise UserError(f"cannot read data file '{source}': {exc}") from None
-    if len(x) != len(y):
-        raise UserError(f"data file '{source}': x has {len(x)} samples but y has {len(y)}")
-    if not np.issubdtype(x.dtype, np.number):
-        raise UserError(f"data file '{source}': x is {x.dtype}, not numbers")
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"cannot read data file '{source}': {exc}") from None
+    _check_arrays(x, y, source)
     labels = y.astype(np.int64) if np.issubdtype(y.dtype, np.integer) else y.astype(np.float32)
     return Dataset(fit_input(x.astype(np.float32), input_shape, source), labels, path.stem)
+
+
+def _check_arrays(x: np.ndarray, y: np.ndarray, source: str) -> None:
+    """Numbers, one label per sample, and no NaN or Inf (they would only
+    show up later as a NaN loss)."""
+    for name, array in (("x", x), ("y", y)):
+        if array.ndim == 0 or not np.issubdtype(array.dtype, np.number):
+            raise UserError(f"data file '{source}': {name} is {array.dtype} {list(array.shape)}, "
+                            "not an array of numbers with one row per sample")
+    if len(x) != len(y):
+        raise UserError(f"data file '{source}': x has {len(x)} samples but y has {len(y)}")
+    if len(x) == 0:
+        raise UserError(f"data file '{source}' holds no samples")
+    for name, array in (("x", x), ("y", y)):
+        broken = ~np.isfinite(array).all(axis=tuple(range(1, array.ndim)))
+        if broken.any():
+            raise UserError(f"data file '{source}': {name} holds NaN or Inf values in {int(broken.sum())} "
+                            f"sample(s), the first is sample {int(np.argmax(broken))}",
+                            "clean or drop those samples")
 
 
 def fit_input(x: np.ndarray, input_shape: tuple[int, ...], source: str) -> np.ndarray:
@@ -107,6 +128,10 @@ def split(data: Dataset, val: float, test: float, seed: int) -> tuple[Dataset, D
 
 
 def batches(count: int, batch: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """The epoch's mini-batches: a permutation that depends only on (seed, epoch)."""
+    """The epoch's mini-batches: a permutation that depends only on (seed, epoch).
+    A last batch of one sample joins the one before it: batch statistics need two."""
     order = np.random.default_rng([seed, epoch, 1]).permutation(count)
-    return [order[i:i + batch] for i in range(0, count, batch)]
+    parts = [order[i:i + batch] for i in range(0, count, batch)]
+    if len(parts) > 1 and len(parts[-1]) == 1:
+        parts[-2:] = [np.concatenate(parts[-2:])]
+    return parts

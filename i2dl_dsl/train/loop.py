@@ -3,18 +3,22 @@ evaluation, metrics, early stopping, checkpoints and resumption.
 
 Every random choice (batch order, dropout masks) is drawn from a generator
 seeded by (seed, epoch, batch), so a resumed run repeats exactly what an
-uninterrupted one would have done.
+uninterrupted one would have done. Ctrl-C is held while a step and its
+bookkeeping run, so the checkpoint it saves is never half a step ahead.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -60,12 +64,55 @@ def learning_rate(base: float, schedule: dict[str, Any], epoch: int, epochs: int
     return base
 
 
+def dropout_masks(masks: dict[str, tuple[tuple[int, ...], float]], count: int, rng: np.random.Generator
+                  ) -> dict[str, np.ndarray]:
+    """Inverted-dropout masks for a batch: 1/keep with probability keep, else 0."""
+    return {name: (rng.random((count, *shape), dtype=np.float32) < keep).astype(np.float32) / keep
+            for name, (shape, keep) in masks.items()}
+
+
+def check_batch_statistics(net: CheckedNetwork, batch: int) -> None:
+    """Batch norm in training needs two values per channel in a batch, or
+    its variance is 0/0 (PyTorch refuses this too)."""
+    a = net.analysis
+    for layer, buffers in a.buffers.items():
+        values = batch * int(np.prod(a.shapes[layer][1:]))
+        if "running_var" in buffers and values < 2:
+            raise UserError(f"batch norm '{layer}' sees {values} value per channel in a batch of {batch}: "
+                            "its batch variance is undefined", "train with batches of 2 or more samples")
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold Ctrl-C until the block is done, then raise it: what the block
+    changes (tensors, position, history) changes completely or not at all.
+    Signals reach the main thread only; elsewhere this does nothing, as it
+    does where the handler was not set from Python."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if previous is None:
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # the default handler raises KeyboardInterrupt
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+
 class Trainer:
     def __init__(self, net: CheckedNetwork, step: StepModel, lr: float, options: RunOptions,
                  train: datamod.Dataset, val: datamod.Dataset, augment=None):
         self.net, self.step, self.lr, self.o = net, step, lr, options
         self.train_data, self.val_data = train, val
         self.augment = augment
+        check_batch_statistics(net, min(options.batch, len(train)))
         self.session = TrainingSession(step, options.device, options.threads)
         probe = np.zeros((min(2, len(train)), *net.analysis.shapes[net.output]), np.float32)
         self.classifies = accuracy(step.loss.name, probe, train.y[: len(probe)]) is not None
@@ -118,10 +165,18 @@ class Trainer:
         order = datamod.batches(len(self.train_data), self.o.batch, self.o.seed, epoch)
         progress = Progress(epoch, self.o.epochs, len(order), quiet=self.o.quiet)
         while p["batch"] < len(order):
-            self._train_batch(order[p["batch"]], epoch, p["batch"], lr)
-            p["batch"] += 1
+            with deferred_interrupts():
+                self._train_batch(order[p["batch"]], epoch, p["batch"], lr)
+                p["batch"] += 1
             progress.update(p["batch"], p["sum_loss"] / p["seen"], self._train_accuracy(), p["seen"] / p["seconds"])
+        with deferred_interrupts():
+            self._end_epoch(epoch, lr, progress)
+
+    def _end_epoch(self, epoch: int, lr: float, progress: Progress) -> None:
+        """Evaluate, record the epoch, and checkpoint it."""
+        p = self.position
         row = self._evaluate(epoch, lr)
+        self._check_finite(epoch)
         progress.finish(row)
         self.history.append(row)
         self.position = {"epoch": epoch + 1, "batch": 0, "step": p["step"], "sum_loss": 0.0, "correct": 0.0,
@@ -136,21 +191,30 @@ class Trainer:
         x, y = self.train_data.x[index], self.train_data.y[index]
         if self.augment is not None:
             x = self.augment(x, np.random.default_rng([self.o.seed, epoch, batch, 3]))
-        rng = np.random.default_rng([self.o.seed, epoch, batch, 2])
-        masks = {name: (rng.random((len(index), *shape), dtype=np.float32) < keep).astype(np.float32) / keep
-                 for name, (shape, keep) in self.step.masks.items()}
+        masks = dropout_masks(self.step.masks, len(index), np.random.default_rng([self.o.seed, epoch, batch, 2]))
         start = time.perf_counter()
         loss, out = self.session.train_step(x, y, masks, lr, p["step"] + 1)
         p["seconds"] += time.perf_counter() - start
         if not math.isfinite(loss):
             raise Diverged(f"the loss became {loss} at epoch {epoch + 1}, step {p['step'] + 1}; training stopped",
-                           f"the last good checkpoint is {self.o.out / LAST}" if self.history else "",
-                           "lower the learning rate, or check the data for NaN/Inf values")
+                           *self._divergence_hints())
         p["step"] += 1
         p["sum_loss"] += loss * len(index)
         p["seen"] += len(index)
         acc = accuracy(self.step.loss.name, out, y)
         p["correct"] += (acc or 0.0) * len(index)
+
+    def _divergence_hints(self) -> tuple[str, ...]:
+        return (f"the last good checkpoint is {self.o.out / LAST}" if self.history else "",
+                "lower the learning rate, or check the data for NaN/Inf values")
+
+    def _check_finite(self, epoch: int) -> None:
+        """The epoch's last step can leave NaN or Inf weights behind a finite
+        loss: they must not overwrite the last good checkpoint."""
+        broken = [name for name, value in self.session.parameters().items() if not np.isfinite(value).all()]
+        if broken:
+            raise Diverged(f"'{broken[0]}' holds NaN or Inf values at the end of epoch {epoch + 1}; "
+                           "training stopped", *self._divergence_hints())
 
     def _train_accuracy(self) -> float | None:
         p = self.position

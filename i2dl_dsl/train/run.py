@@ -15,7 +15,9 @@ from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
 from ..trainspec import OPTIMIZERS
 from . import data as datamod
+from .augment import make_augmenter
 from .loop import RunOptions, Trainer, write_result
+from .losses import LOSSES
 from .progress import plot
 from .step import TrainConfig, build_step
 
@@ -32,16 +34,15 @@ class Settings:
 
     @classmethod
     def merge(cls, section: dict[str, Any], overrides: dict[str, Any]) -> "Settings":
-        merged = {**DEFAULTS, **section}
-        for key, value in overrides.items():
-            if value is None:
-                continue
-            if key == "optimizer":
-                merged["optimizer"] = {"name": value} if value != merged["optimizer"]["name"] else merged["optimizer"]
-            elif key == "lr":
-                merged["optimizer"] = {**merged["optimizer"], "lr": value}
-            else:
-                merged[key] = value
+        given = {key: value for key, value in overrides.items() if value is not None}
+        merged = {**DEFAULTS, **section, **{k: v for k, v in given.items() if k not in ("optimizer", "lr")}}
+        optimizer = dict(merged["optimizer"])
+        if given.get("optimizer", optimizer["name"]) != optimizer["name"]:
+            optimizer = {"name": given["optimizer"]}  # another optimizer starts from its own defaults
+        lr = given.get("lr", section.get("lr"))  # --lr, else the section's `lr` statement
+        if lr is not None:
+            optimizer["lr"] = lr
+        merged["optimizer"] = optimizer
         return cls(merged)
 
     def optimizer(self) -> dict[str, Any]:
@@ -84,12 +85,13 @@ def train_network(net: CheckedNetwork, settings: Settings, out: Path, device: st
         raise UserError("optimizer lbfgs is a full-batch method that i2dl-train does not drive yet",
                         "use sgd, momentum, nesterov, rmsprop or adam")
     config = config_for(settings)
+    train, val, test = prepare_data(net, settings, LOSSES[config.loss].integer_labels)  # data errors come first
     step = build_step(net, config, weights)
-    train, val, test = prepare_data(net, settings, step.loss.integer_labels)
     options = RunOptions(out=out, epochs=settings["epochs"], batch=settings["batch"], schedule=settings["schedule"],
                          early_stopping=settings.get("early_stopping"), resume=resume, device=device,
                          threads=threads, seed=settings["seed"], quiet=quiet)
-    trainer = Trainer(net, step, settings.optimizer()["lr"], options, train, val)
+    augment = make_augmenter(settings.get("augment", []), net.analysis.shapes[net.input])
+    trainer = Trainer(net, step, settings.optimizer()["lr"], options, train, val, augment)
     if not quiet:
         print(f"training {net.name} on {settings['data']} ({len(train)} train, {len(val)} validation, {len(test)} test) "
               f"with {config.optimizer['name']}, {trainer.session.step_session.device_note}", file=sys.stderr)
