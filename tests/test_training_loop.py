@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -100,8 +101,8 @@ class StepSpy:
     """Wraps TrainingSession.train_step: counts steps, records snapshots and
     masks, and runs an action after a chosen step."""
 
-    def __init__(self, monkeypatch, after: dict[int, callable] | None = None, record: tuple[int, ...] = (),
-                 before: dict[int, callable] | None = None):
+    def __init__(self, monkeypatch, after: dict[int, Callable] | None = None, record: tuple[int, ...] = (),
+                 before: dict[int, Callable] | None = None):
         self.count = 0
         self.snapshots: dict[int, dict[str, np.ndarray]] = {}
         self.masks: list[dict[str, np.ndarray]] = []
@@ -206,12 +207,13 @@ def test_ctrl_c_is_held_until_the_block_ends():
     from i2dl_dsl.train.loop import deferred_interrupts
 
     done = []
+    handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         with deferred_interrupts():
             os.kill(os.getpid(), signal.SIGINT)
             done.append("rest of the step")
     assert done == ["rest of the step"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_resume_without_a_checkpoint_is_a_user_error(tmp_path, capsys):
