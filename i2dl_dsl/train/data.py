@@ -33,14 +33,20 @@ class Dataset:
 
 def load(source: str, input_shape: tuple[int, ...]) -> Dataset:
     """`digits` (scikit-learn's 1,797 handwritten digits, 8×8, shipped with
-    this package) or the path of an .npz holding arrays `x` and `y`."""
+    this package), a generated set of synthetic.py (`linear:8`, `adding:50`,
+    `digits:0`) or the path of an .npz holding arrays `x` and `y`."""
+    from . import synthetic
+
+    if synthetic.handles(source):
+        return synthetic.load(source, input_shape)
     if source == "digits":
         with np.load(DIGITS, allow_pickle=False) as data:
             x, y = data["x"].astype(np.float32) / 16.0, data["y"].astype(np.int64)
         return Dataset(fit_input(x, input_shape, "digits"), y, "digits")
     path = Path(source)
     if path.suffix != ".npz":
-        raise UserError(f"--data takes 'digits' or an .npz file, got '{source}'")
+        raise UserError(f"--data takes 'digits' or an .npz file, got '{source}'",
+                        "or a generated set: linear:F, adding:T, digits:K")
     if not path.is_file():
         raise UserError(f"data file '{source}' does not exist")
     try:

@@ -81,9 +81,10 @@ def train_network(net: CheckedNetwork, settings: Settings, out: Path, device: st
                   quiet: bool = False, weights: dict[str, np.ndarray] | None = None,
                   threads: int | None = None) -> dict[str, Any]:
     """Train, evaluate on the test split once, write the run's files; returns the result."""
-    if settings["optimizer"]["name"] == "lbfgs":
-        raise UserError("optimizer lbfgs is a full-batch method that i2dl-train does not drive yet",
-                        "use sgd, momentum, nesterov, rmsprop or adam")
+    if settings["optimizer"]["name"] == "lbfgs":  # full batch, driven by SciPy: lbfgs.py
+        from .lbfgs import train_lbfgs
+
+        return train_lbfgs(net, settings, out, device, resume, quiet, weights, threads)
     config = config_for(settings)
     train, val, test = prepare_data(net, settings, LOSSES[config.loss].integer_labels)  # data errors come first
     step = build_step(net, config, weights)
