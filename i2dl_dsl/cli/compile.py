@@ -8,26 +8,16 @@ import sys
 from typing import Sequence
 
 from ..compiler import check
-from .common import EXIT_OK, network_params, print_warnings, run_command
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+from .common import EXIT_OK, network_params, positive_int, print_warnings, run_command
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="i2dl-compile", description="Check a .net architecture and report on it.")
     p.add_argument("model", help="the .net file")
     p.add_argument("--summary", action="store_true", help="print shapes, parameters, MACs and receptive fields")
-    p.add_argument("--depth", type=_positive, help="fold blocks below this many dotted name levels")
+    p.add_argument("--depth", type=positive_int, help="fold blocks below this many dotted name levels")
     p.add_argument("--format", choices=("table", "json"), default="table", help="summary format")
-    p.add_argument("--batch", type=_positive, default=1, help="batch size for the memory estimate")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size for the memory estimate")
     g = p.add_argument_group("ONNX export")
     g.add_argument("--onnx", metavar="OUT", help="write the inference model as ONNX")
     g.add_argument("--opset", type=int, default=21, help="ONNX opset (18 to 22, default 21)")
@@ -36,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--init", choices=("he", "xavier", "gaussian"), default="he",
                    help="initial weights: He N(0, 2/n), Xavier N(0, 1/n) or N(0, 0.01²)")
     p.add_argument("--graph", metavar="PATH", help="draw the network to PATH (.svg, .png, .pdf or .dot)")
-    p.add_argument("--graph-depth", type=_positive, metavar="N", help="in the drawing, fold blocks below N levels")
+    p.add_argument("--graph-depth", type=positive_int, metavar="N", help="in the drawing, fold blocks below N levels")
     p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="drawing direction (default TB)")
     p.add_argument("--graph-level", choices=("layers", "onnx"), default="layers",
                    help="draw the layers, or the exported ONNX op graph")
