@@ -47,6 +47,7 @@ class RunOptions:
     quiet: bool = False
     schedule_epochs: int | None = None  # the schedule's length when a run is trained in parts (search rungs)
     stop_below: float | None = None     # stop once the training loss is below this (overfitting checks)
+    after_epoch: Any = None             # callable(trainer, row) -> True to stop (benchmarks, experiments)
 
 
 class Diverged(UserError):
@@ -147,7 +148,7 @@ class Trainer:
         try:
             while self.position["epoch"] < self.o.epochs:
                 self._epoch()
-                if self._should_stop():
+                if self._should_stop() or (self.o.after_epoch and self.o.after_epoch(self, self.history[-1])):
                     break
         except KeyboardInterrupt:
             self.save()

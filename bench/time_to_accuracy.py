@@ -1,0 +1,107 @@
+"""Time to 98% held-out accuracy on the digits: the digits CNN trained by
+i2dl-train's loop against the same model, data split, batch order,
+optimizer and schedule in PyTorch eager, in the same run. The clock counts
+training and the per-epoch evaluation on the held-out test split; it stops
+at the first epoch whose held-out accuracy reaches the target.
+
+    python bench/time_to_accuracy.py [--target 0.98] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from i2dl_dsl.compiler import check  # noqa: E402
+from i2dl_dsl.train import data as datamod  # noqa: E402
+from i2dl_dsl.train.loop import RunOptions, Trainer, learning_rate  # noqa: E402
+from i2dl_dsl.train.run import Settings, config_for, prepare_data  # noqa: E402
+from i2dl_dsl.train.step import build_step  # noqa: E402
+
+MODEL = ROOT / "models" / "digits_cnn.net"
+
+
+def ours(target: float, threads: int) -> tuple[float, int]:
+    net = check(MODEL)
+    settings = Settings.merge(net.train, {})
+    step = build_step(net, config_for(settings))
+    train, val, test = prepare_data(net, settings, True)
+    start = time.perf_counter()
+    reached: list[int] = []
+
+    def after_epoch(trainer: Trainer, row) -> bool:
+        _, acc = trainer.evaluate(test)
+        if acc >= target:
+            reached.append(row["epoch"])
+            return True
+        return False
+
+    with tempfile.TemporaryDirectory() as out:
+        options = RunOptions(out=Path(out), epochs=settings["epochs"], batch=settings["batch"],
+                             schedule=settings["schedule"], device="cpu", threads=threads, seed=settings["seed"],
+                             quiet=True, after_epoch=after_epoch)
+        Trainer(net, step, settings.optimizer()["lr"], options, train, val).run()
+    return time.perf_counter() - start, reached[0] if reached else -1
+
+
+def theirs(target: float, threads: int) -> tuple[float, int]:
+    import torch
+
+    from tests.reference.torch_models import digits_cnn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = check(MODEL)
+    settings = Settings.merge(net.train, {})
+    train, _, test = prepare_data(net, settings, True)
+    model = digits_cnn()
+    lr = settings.optimizer()["lr"]
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    x, y = torch.from_numpy(train.x), torch.from_numpy(train.y)
+    tx, ty = torch.from_numpy(test.x), torch.from_numpy(test.y)
+    start = time.perf_counter()
+    for epoch in range(settings["epochs"]):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(lr, settings["schedule"], epoch, settings["epochs"])
+        model.train()
+        for index in datamod.batches(len(train), settings["batch"], settings["seed"], epoch):
+            optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(x[index]), y[index])
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            acc = (model(tx).argmax(1) == ty).float().mean().item()
+        if acc >= target:
+            return time.perf_counter() - start, epoch + 1
+    return time.perf_counter() - start, -1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--target", type=float, default=0.98)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    a = [ours(args.target, args.threads) for _ in range(args.repeat)]
+    b = [theirs(args.target, args.threads) for _ in range(args.repeat)]
+    ta, tb = statistics.median(t for t, _ in a), statistics.median(t for t, _ in b)
+    print(f"\n| | seconds to {args.target:.0%} (median of {args.repeat}) | epochs |")
+    print("| --- | --- | --- |")
+    print(f"| i2dl-train loop (onnxruntime) | {ta:.2f} | {[e for _, e in a]} |")
+    print(f"| PyTorch eager | {tb:.2f} | {[e for _, e in b]} |")
+    print(f"\nratio (PyTorch time / ours): {tb / ta:.2f}×")
+
+
+if __name__ == "__main__":
+    main()
