@@ -61,10 +61,9 @@ def test_generated_sets_are_the_same_every_time():
 
 
 def test_digits_one_against_the_rest_is_binary():
-    x, y = synthetic.load("digits:3", (64,)).x, synthetic.load("digits:3", (64,)).y
-    full = datamod.load("digits", (64,))
-    np.testing.assert_array_equal(x, full.x)
-    np.testing.assert_array_equal(y, (full.y == 3).astype(np.int64))
+    binary, full = datamod.load("digits:3", (64,)), datamod.load("digits", (64,))
+    np.testing.assert_array_equal(binary.x, full.x)
+    np.testing.assert_array_equal(binary.y, (full.y == 3).astype(np.int64))
 
 
 @pytest.mark.parametrize("source, shape, expected", [
