@@ -57,8 +57,9 @@ class LayerBuilder:
     """What one layer's lowering sees: ops, parameters and constants."""
 
     def __init__(self, graph: GraphBuilder, layer_name: str, doc: str, input_shapes: list[tuple[int, ...]],
-                 output_shape: tuple[int, ...], param_shapes: dict[str, tuple[int, ...]]):
+                 output_shape: tuple[int, ...], param_shapes: dict[str, tuple[int, ...]], where: str = ""):
         self.graph = graph
+        self.where = where  # `file.net:line:col`, appended to node names so Netron shows the source
         self.param_shapes = param_shapes
         self.name = layer_name
         self.doc = doc
@@ -97,7 +98,7 @@ class LayerBuilder:
            **attrs: Any) -> str | list[str]:
         """Add one node; returns its output name (or names when outputs > 1)."""
         self._count += 1
-        node_name = self.graph.unique(f"{self.name}/{op_type}")
+        node_name = self.graph.unique(f"{self.name}/{op_type}" + (f" @{self.where}" if self.where else ""))
         names = output_names or [self.graph.unique(f"{node_name}:{i}") for i in range(outputs)]
         node = helper.make_node(op_type, inputs, names, name=node_name, doc_string=self.doc,
                                 **{k: v for k, v in attrs.items() if v is not None})

@@ -78,7 +78,8 @@ def _lower_layers(net: CheckedNetwork, builder: GraphBuilder) -> dict[str, str]:
         layer = data["layer"]
         doc = f"{span.path}:{span.line}:{span.col}: {layer.kind}({layer.describe()})"
         view = LayerBuilder(builder, node, doc, [a.shapes[s] for s in data["inputs"]], a.shapes[node],
-                            {**a.params.get(node, {}), **a.buffers.get(node, {})})
+                            {**a.params.get(node, {}), **a.buffers.get(node, {})},
+                            where=f"{Path(span.path).name}:{span.line}:{span.col}")
         first = len(builder.nodes)
         out = layer.lower(view, [tensors[s] for s in data["inputs"]])
         tensors[node] = _name_output(builder, first, out, node, doc)
