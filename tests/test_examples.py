@@ -3,7 +3,6 @@ must be what the compiler prints today."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

@@ -57,12 +57,13 @@ def _main(argv: Sequence[str] | None) -> int:
                  "lr": args.lr, "loss": args.loss, "seed": args.seed, **_section_flags(args)}
     settings = Settings.merge(net.train, overrides)
     _check_layer_names(net, settings)
+    _check_augment(net, settings)
     out = Path(args.out or Path("runs") / Path(args.model).stem)
-    if _experiment(args, net, settings, out):
-        return EXIT_OK
     weights = read_weights(args.weights) if args.weights else None
     if weights is not None:
-        _report_transfer(net, weights, args.weights)
+        _report_transfer(net, settings, weights, args.weights)
+    if _experiment(args, net, settings, out, weights):
+        return EXIT_OK
     result = train_network(net, settings, out, args.device, args.resume, args.quiet, weights, args.threads)
     acc = result["test_acc"]
     shown = f"accuracy {acc:.4f}, " if acc is not None else ""
@@ -103,37 +104,52 @@ def _check_layer_names(net, settings) -> None:
             raise UserError(f"'{name}' is no layer or block of {net.name}", did_you_mean(name, known))
 
 
-def _report_transfer(net, weights, source: str) -> None:
-    """Say which parameters come from the file and which are initialised."""
+def _check_augment(net, settings) -> None:
+    from ..train.augment import make_augmenter
+
+    make_augmenter(settings.get("augment", []), net.analysis.shapes[net.input])
+
+
+def _report_transfer(net, settings, weights, source: str) -> None:
+    """Say which parameters come from the file, which are initialised, which
+    of the file's are ignored and which stay frozen; shapes that do not fit
+    are an error that lists them all."""
     from ..onnx.export import parameter_shapes
+    from ..onnx.weights import match_weights
 
     expected = parameter_shapes(net)
+    match_weights(weights, expected, source, strict=False)
     loaded = [n for n in expected if n in weights]
     fresh = [n for n in expected if n not in weights]
     ignored = [n for n in weights if n not in expected]
+    prefixes = settings.get("freeze", ())
+    frozen = [n for n in expected if any(n == p or n.startswith(p + ".") for p in prefixes)]
     print(f"weights from {source}: {len(loaded)} of {len(expected)} tensors loaded", file=sys.stderr)
-    if fresh:
-        print("  initialised (not in the file): " + ", ".join(fresh), file=sys.stderr)
-    if ignored:
-        print("  ignored (not in the network): " + ", ".join(ignored), file=sys.stderr)
+    for label, names in (("initialised (not in the file)", fresh), ("ignored (not in the network)", ignored),
+                         ("frozen", frozen)):
+        if names:
+            print(f"  {label}: " + ", ".join(names), file=sys.stderr)
 
 
-def _experiment(args, net, settings, out: Path) -> bool:
+def _experiment(args, net, settings, out: Path, weights) -> bool:
     """Run --overfit, --cv, --search or --ensemble if asked; True when one ran."""
+    from ..diagnostics import UserError
     from ..train import experiments
 
     if args.overfit:
-        result = experiments.overfit(net, settings, args.overfit, out, args.device)
+        result = experiments.overfit(net, settings, args.overfit, out, args.device, weights=weights)
     elif args.cv:
-        result = experiments.cross_validate(net, settings, args.cv, out, args.device)
+        result = experiments.cross_validate(net, settings, args.cv, out, args.device, weights)
     elif args.ensemble:
-        result = experiments.ensemble(net, settings, args.ensemble, out, args.device)
+        result = experiments.ensemble(net, settings, args.ensemble, out, args.device, weights)
     elif args.search:
         from ..train.search import run_search
 
         ranked, table, best = run_search(Path(args.model), settings, args.search, args.trials, args.strategy, out,
-                                         args.device, network_params(args.param))
+                                         args.device, network_params(args.param), weights)
         print(table)
+        if best is None:
+            raise UserError("every trial diverged; no configuration was written", "search lower learning rates")
         print(f"best configuration written to {best}")
         return True
     else:

@@ -14,7 +14,7 @@ from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
 from . import data as datamod
 from .augment import make_augmenter
-from .loop import RunOptions, Trainer
+from .loop import RunOptions, Trainer, write_result
 from .run import Settings, config_for
 from .step import build_step
 
@@ -36,19 +36,32 @@ def prepare(net: CheckedNetwork, settings: Settings) -> Prepared:
                     loss.integer_labels)
 
 
-def fit(net: CheckedNetwork, settings: Settings, train: datamod.Dataset, val: datamod.Dataset, out: Path,
-        device: str = "auto", quiet: bool = True, epochs: int | None = None, resume: bool = False,
-        weights: dict[str, np.ndarray] | None = None, schedule_epochs: int | None = None) -> Trainer:
-    """Train one model on the given split; returns the trainer (session, history)."""
+def minibatch_only(settings: Settings, what: str) -> None:
+    """The experiments drive the mini-batch loop; full-batch L-BFGS has its own."""
+    if settings["optimizer"]["name"] == "lbfgs":
+        raise UserError(f"{what} trains with the mini-batch loop, and lbfgs is a full-batch optimizer",
+                        "choose another optimizer for it, e.g. --optimizer adam")
+
+
+def make_trainer(net: CheckedNetwork, settings: Settings, train: datamod.Dataset, val: datamod.Dataset, out: Path,
+                 device: str = "auto", quiet: bool = True, epochs: int | None = None, resume: bool = False,
+                 weights: dict[str, np.ndarray] | None = None, schedule_epochs: int | None = None) -> Trainer:
+    """The trainer of one model on the given split, ready to run."""
     step = build_step(net, config_for(settings), weights)
     total = epochs or settings["epochs"]
     options = RunOptions(out=out, epochs=total, batch=settings["batch"], schedule=settings["schedule"],
                          early_stopping=settings.get("early_stopping"), resume=resume, device=device,
                          seed=settings["seed"], quiet=quiet, schedule_epochs=schedule_epochs)
     augment = make_augmenter(settings.get("augment", []), net.analysis.shapes[net.input])
-    trainer = Trainer(net, step, settings.optimizer()["lr"], options, train, val, augment)
-    trainer.run()
-    return trainer
+    return Trainer(net, step, settings.optimizer()["lr"], options, train, val, augment)
+
+
+def fit(net: CheckedNetwork, settings: Settings, train: datamod.Dataset, val: datamod.Dataset, out: Path,
+        device: str = "auto", weights: dict[str, np.ndarray] | None = None) -> Trainer:
+    """Train one model on the given split; returns the trainer (session, history)."""
+    run = make_trainer(net, settings, train, val, out, device, weights=weights)
+    run.run()
+    return run
 
 
 def _empty(data: datamod.Dataset) -> datamod.Dataset:
@@ -58,34 +71,43 @@ def _empty(data: datamod.Dataset) -> datamod.Dataset:
 # ----------------------------------------------------------------- overfitting
 
 
+class _UntilFitted(Trainer):
+    """Stops once the loss on the samples, measured as `predict` sees them
+    (running statistics, no dropout), is below the target. The epoch's
+    average training loss is the wrong yardstick here: it mixes the weights
+    of every step and includes dropout."""
+
+    target = 0.0
+
+    def _should_stop(self) -> bool:
+        return self.history[-1]["val_loss"] < self.target
+
+
 def overfit(net: CheckedNetwork, settings: Settings, samples: int, out: Path, device: str = "auto",
-            max_epochs: int = 300, target: float = 1e-2) -> dict[str, Any]:
-    """Train on `samples` training samples alone: the first debugging step.
+            max_epochs: int = 300, target: float = 1e-2, weights: dict[str, np.ndarray] | None = None
+            ) -> dict[str, Any]:
+    """Train on the first `samples` samples alone: the first debugging step.
     A network that cannot drive the loss to ~0 on a handful of samples has a
     bug, a bad learning rate or a loss that does not fit the labels."""
+    minibatch_only(settings, "--overfit")
     prepared = prepare(net, settings)
     if not 1 <= samples <= len(prepared.data):
         raise UserError(f"--overfit {samples}: the data has {len(prepared.data)} samples")
     subset = prepared.data.subset(np.arange(samples))
-    batched = Settings({**settings.values, "batch": min(settings["batch"], samples), "augment": [],
-                        "early_stopping": None, "schedule": {"name": "constant"}})
-    trainer = _fit_until(net, batched, subset, out, device, max_epochs, target)
-    final = trainer.history[-1]
-    z = trainer.session.predict(subset.x)
-    from .metrics import loss_value
-
-    loss = loss_value(settings["loss"], z, subset.y)
-    return {"samples": samples, "epochs": len(trainer.history), "loss": loss, "target": target,
-            "fits": loss < target, "train_loss": final["train_loss"]}
-
-
-def _fit_until(net, settings, subset, out, device, max_epochs: int, target: float) -> Trainer:
-    step = build_step(net, config_for(settings))
-    options = RunOptions(out=out, epochs=max_epochs, batch=settings["batch"], device=device, seed=settings["seed"],
-                         quiet=True, stop_below=target)
-    trainer = Trainer(net, step, settings.optimizer()["lr"], options, subset, _empty(subset))
+    plain = Settings({**settings.values, "batch": min(settings["batch"], samples), "augment": [],
+                      "early_stopping": None, "schedule": {"name": "constant"}})
+    step = build_step(net, config_for(plain), weights)
+    options = RunOptions(out=out, epochs=max_epochs, batch=plain["batch"], device=device, seed=plain["seed"],
+                         quiet=True)
+    trainer = _UntilFitted(net, step, plain.optimizer()["lr"], options, subset, subset)
+    trainer.target = target
     trainer.run()
-    return trainer
+    final = trainer.history[-1]
+    result = {"samples": samples, "epochs": len(trainer.history), "loss": final["val_loss"],
+              "accuracy": final.get("val_acc"), "target": target, "fits": final["val_loss"] < target,
+              "train_loss": final["train_loss"]}
+    write_result(out / "result.json", result)
+    return result
 
 
 # ----------------------------------------------------------------- cross-validation
@@ -94,29 +116,38 @@ def _fit_until(net, settings, subset, out, device, max_epochs: int, target: floa
 def folds(count: int, k: int, seed: int) -> list[np.ndarray]:
     """k disjoint index sets that together cover range(count)."""
     if not 2 <= k <= count:
-        raise UserError(f"--cv {k}: k-fold cross-validation needs 2 ≤ k ≤ the {count} samples available")
+        raise UserError(f"--cv {k}: k-fold cross-validation needs 2 ≤ k ≤ {count}, "
+                        f"the number of samples outside the test split")
     order = np.random.default_rng([seed, 11]).permutation(count)
     return [np.sort(part) for part in np.array_split(order, k)]
 
 
-def cross_validate(net: CheckedNetwork, settings: Settings, k: int, out: Path, device: str = "auto"
-                   ) -> dict[str, Any]:
-    """Mean ± std of the validation metric over k folds. The test split is
-    held out and not touched."""
+def cross_validate(net: CheckedNetwork, settings: Settings, k: int, out: Path, device: str = "auto",
+                   weights: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Mean ± std of the validation metrics over k folds of the data outside
+    the test split; then one model trained on all of it, evaluated once on
+    the test split."""
+    minibatch_only(settings, "--cv")
     prepared = prepare(net, settings)
     train_val, _, test = datamod.split(prepared.data, 0.0, settings["split"]["test"], settings["seed"])
     parts = folds(len(train_val), k, settings["seed"])
     scores = []
     for index, held in enumerate(parts):
         rest = np.setdiff1d(np.arange(len(train_val)), held)
-        trainer = fit(net, settings, train_val.subset(rest), train_val.subset(held), out / f"fold{index + 1}", device)
+        trainer = fit(net, settings, train_val.subset(rest), train_val.subset(held), out / f"fold{index + 1}",
+                      device, weights=weights)
         loss, acc = trainer.evaluate(train_val.subset(held))
         scores.append({"fold": index + 1, "val_loss": loss, "val_acc": acc, "train": len(rest), "val": len(held)})
-    summary = {"k": k, "folds": scores, "test_samples_held_out": len(test)}
+    summary: dict[str, Any] = {"k": k, "folds": scores}
     for key in ("val_loss", "val_acc"):
         values = [s[key] for s in scores if s[key] is not None]
         if values:
             summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    if len(test):
+        final = fit(net, settings, train_val, _empty(train_val), out / "final", device, weights=weights)
+        test_loss, test_acc = final.evaluate(test)
+        summary["test"] = {"loss": test_loss, "acc": test_acc, "samples": len(test), "trained_on": len(train_val)}
+    write_result(out / "result.json", summary)
     return summary
 
 
@@ -132,48 +163,74 @@ def _probabilities(loss: str, z: np.ndarray) -> np.ndarray:
     return z
 
 
-def ensemble(net: CheckedNetwork, settings: Settings, members: int, out: Path, device: str = "auto"
-             ) -> dict[str, Any]:
+def bootstrap(count: int, seed: int, member: int) -> np.ndarray:
+    """A member's training sample: `count` indices drawn with replacement."""
+    return np.random.default_rng([seed, 13, member]).integers(0, count, count)
+
+
+def ensemble(net: CheckedNetwork, settings: Settings, members: int, out: Path, device: str = "auto",
+             weights: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Bagging: `members` models, each on a bootstrap sample of the training
     split; their predicted probabilities are averaged."""
     from .metrics import accuracy
 
     if members < 2:
         raise UserError("an ensemble needs at least 2 members")
+    minibatch_only(settings, "--ensemble")
     prepared = prepare(net, settings)
     split = settings["split"]
     train, val, test = datamod.split(prepared.data, split["val"], split["test"], settings["seed"])
+    if not len(test):
+        raise UserError("an ensemble is compared with its members on the test split; it is empty",
+                        "use split(test=0.1, ...)")
     loss = settings["loss"]
     singles, probabilities = [], []
     for index in range(members):
-        rng = np.random.default_rng([settings["seed"], 13, index])
-        bootstrap = train.subset(rng.integers(0, len(train), len(train)))
+        sample = train.subset(bootstrap(len(train), settings["seed"], index))
         member = Settings({**settings.values, "seed": settings["seed"] + index})
-        trainer = fit(net, member, bootstrap, val, out / f"member{index + 1}", device)
+        trainer = fit(net, member, sample, val, out / f"member{index + 1}", device, weights=weights)
         z = trainer.session.predict(test.x)
         singles.append(accuracy(loss, z, test.y))
         probabilities.append(_probabilities(loss, z))
+    if singles[0] is None:
+        raise UserError(f"an ensemble is scored by accuracy, which the loss '{loss}' does not give")
     averaged = np.mean(probabilities, axis=0)
-    scores = averaged if loss not in ("bce",) else np.log(averaged / np.clip(1 - averaged, 1e-12, None))
-    return {"members": members, "single_acc": singles, "mean_single_acc": float(np.mean(singles)),
-            "ensemble_acc": accuracy(loss, scores, test.y), "test_samples": len(test)}
+    scores = averaged if loss != "bce" else np.log(np.clip(averaged, 1e-12, None) / np.clip(1 - averaged, 1e-12, None))
+    result = {"members": members, "single_acc": singles, "mean_single_acc": float(np.mean(singles)),
+              "ensemble_acc": accuracy(loss, scores, test.y), "test_samples": len(test)}
+    write_result(out / "result.json", result)
+    return result
 
 
 def describe(result: dict[str, Any]) -> str:
-    """One line for the user."""
+    """What the user reads."""
     if "fits" in result:
         verdict = ("the model can fit them" if result["fits"] else
                    "the model cannot fit them: check the learning rate, the loss and the labels")
         return (f"overfit {result['samples']} samples: loss {result['loss']:.4g} after {result['epochs']} epochs "
                 f"(target < {result['target']:g}); {verdict}")
     if "folds" in result:
-        parts = [f"{key} {v['mean']:.4f} ± {v['std']:.4f}" for key, v in result.items()
-                 if isinstance(v, dict) and "mean" in v]
-        return f"{result['k']}-fold cross-validation: " + ", ".join(parts)
+        return _describe_cv(result)
     if "members" in result:
-        return (f"ensemble of {result['members']}: accuracy {result['ensemble_acc']:.4f} vs single models "
-                f"{result['mean_single_acc']:.4f} on average (min {min(result['single_acc']):.4f}, "
-                f"max {max(result['single_acc']):.4f})")
+        singles = ", ".join(f"{a:.4f}" for a in result["single_acc"])
+        return (f"ensemble of {result['members']} on the test split ({result['test_samples']} samples): "
+                f"accuracy {result['ensemble_acc']:.4f}\n"
+                f"single models: {singles} (mean {result['mean_single_acc']:.4f})")
     return str(result)
 
 
+def _describe_cv(result: dict[str, Any]) -> str:
+    lines = []
+    for fold in result["folds"]:
+        acc = f" val_acc {fold['val_acc']:.4f}" if fold["val_acc"] is not None else ""
+        lines.append(f"fold {fold['fold']}: val_loss {fold['val_loss']:.4f}{acc} "
+                     f"({fold['train']} train, {fold['val']} validation)")
+    parts = [f"{key} {v['mean']:.4f} ± {v['std']:.4f}" for key, v in result.items()
+             if isinstance(v, dict) and "mean" in v]
+    lines.append(f"{result['k']}-fold cross-validation: " + ", ".join(parts))
+    test = result.get("test")
+    if test:
+        acc = f"accuracy {test['acc']:.4f}, " if test["acc"] is not None else ""
+        lines.append(f"test ({test['samples']} samples, touched once, model trained on all {test['trained_on']}): "
+                     f"{acc}loss {test['loss']:.4f}")
+    return "\n".join(lines)

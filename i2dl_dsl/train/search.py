@@ -4,8 +4,9 @@
 
 A space is a comma-separated list of `key=range`: `a..b` (uniform),
 `a..b:log` (log-uniform) or `a|b|c` (choices). Keys are train settings
-(lr, batch, weight_decay, l1, l2, epochs) or parameters of the network
-(`network Name(dropout=0.3) { ... }`).
+(lr, batch, weight_decay, l1, l2) or parameters of the network
+(`network Name(dropout=0.3) { ... }`). `epochs` is the budget that halving
+shares out, not a dimension.
 
 Successive halving ("if a combination starts performing better it usually
 stays better"): every trial trains for a few epochs, the better half goes on
@@ -26,7 +27,7 @@ import numpy as np
 
 from ..diagnostics import UserError
 
-SETTINGS = {"lr": float, "batch": int, "weight_decay": float, "l1": float, "l2": float, "epochs": int}
+SETTINGS = {"lr": float, "batch": int, "weight_decay": float, "l1": float, "l2": float}
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ def parse_space(text: str, network_params: set[str]) -> list[Dimension]:
         if "=" not in part:
             raise UserError(f"search space: '{part}' is not key=range", "e.g. lr=1e-4..1e-1:log or batch=32|64|128")
         key, spec = (s.strip() for s in part.split("=", 1))
+        if key == "epochs":
+            raise UserError("search space: 'epochs' is the budget that successive halving shares out, "
+                            "not a dimension", "set it with --epochs or in the train section")
         if key not in SETTINGS and key not in network_params:
             known = sorted(SETTINGS) + sorted(network_params)
             raise UserError(f"search space: unknown key '{key}'", f"known: {', '.join(known)}")
@@ -100,12 +104,24 @@ def _dimension(key: str, spec: str, part: str) -> Dimension:
 
 
 def configurations(dims: list[Dimension], trials: int, strategy: str, seed: int) -> list[dict[str, Any]]:
+    """`random`: `trials` draws, distinct where the space allows. `grid`: the
+    whole grid, each range split into as many points as keep it near
+    `trials` configurations (at least 2)."""
     if strategy == "random":
         rng = np.random.default_rng([seed, 17])
-        return [{d.key: d.sample(rng) for d in dims} for _ in range(trials)]
-    points = max(2, round(trials ** (1 / max(1, sum(not d.choices for d in dims))))) if trials else 3
-    grid = [dict(zip([d.key for d in dims], values)) for values in itertools.product(*(d.grid(points) for d in dims))]
-    return grid[:trials] if trials else grid
+        drawn: list[dict[str, Any]] = []
+        for _ in range(trials * 20):
+            config = {d.key: d.sample(rng) for d in dims}
+            if config not in drawn:
+                drawn.append(config)
+            if len(drawn) == trials:
+                break
+        return drawn
+    ranges = sum(not d.choices for d in dims)
+    combinations = math.prod(len(d.choices) for d in dims if d.choices)
+    points = max(2, math.floor((trials / combinations) ** (1 / ranges) + 1e-9)) if ranges else 0
+    values = [d.grid(points) for d in dims]
+    return [dict(zip([d.key for d in dims], chosen)) for chosen in itertools.product(*values)]
 
 
 @dataclass
@@ -115,6 +131,7 @@ class Trial:
     score: float = -math.inf
     epochs: int = 0
     stopped_at: int | None = None
+    diverged: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -128,53 +145,71 @@ def rungs(epochs: int, count: int) -> list[int]:
 def successive_halving(trials: list[Trial], epochs: int,
                        train: Callable[[Trial, int, bool], tuple[float, list[dict[str, Any]]]]) -> list[Trial]:
     """`train(trial, until_epoch, resume)` trains a trial up to an epoch and
-    returns its score (higher is better); the worse half stops each round."""
+    returns its score (higher is better; -inf for a run that diverged) and
+    its history; the worse half stops each round, a diverged run at once.
+    Returns the trials, those that went furthest first, each rung by score."""
     alive = list(trials)
     for number, budget in enumerate(rungs(epochs, len(trials))):
         for trial in alive:
             trial.score, trial.history = train(trial, budget, number > 0)
-            trial.epochs = budget
+            trial.epochs = len(trial.history)
+            trial.diverged = not math.isfinite(trial.score)
+            if trial.diverged:
+                trial.stopped_at = trial.epochs
+        alive = sorted((t for t in alive if not t.diverged), key=lambda t: t.score, reverse=True)
         if budget == epochs:
             break
-        alive.sort(key=lambda t: t.score, reverse=True)
         keep = max(1, math.ceil(len(alive) / 2))
         for trial in alive[keep:]:
             trial.stopped_at = budget
         alive = alive[:keep]
-    return sorted(trials, key=lambda t: (t.stopped_at is None, t.epochs, t.score), reverse=True)
+    return sorted(trials, key=lambda t: (not t.diverged, t.stopped_at is None, t.epochs, t.score), reverse=True)
 
 
 def table(trials: list[Trial], metric: str) -> str:
+    """The results, one row per trial in the order given; `metric` is
+    `val_acc` (the score) or `val_loss` (the score's negative)."""
     keys = list(trials[0].config) if trials else []
     header = ["#", *keys, "epochs", metric, "status"]
     rows = []
     for t in trials:
         values = [f"{t.config[k]:.4g}" if isinstance(t.config[k], float) else str(t.config[k]) for k in keys]
-        status = "best" if t is trials[0] else ("stopped early" if t.stopped_at is not None else "finished")
-        rows.append([str(t.index), *values, str(t.epochs), f"{t.score:.4f}", status])
+        shown = t.score if metric == "val_acc" else -t.score
+        status = ("diverged" if t.diverged else "best" if t is trials[0] else
+                  "stopped early" if t.stopped_at is not None else "finished")
+        rows.append([str(t.index), *values, str(t.epochs), "-" if t.diverged else f"{shown:.4f}", status])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
 
 
-def write_best(model: Path, config: dict[str, Any], section: dict[str, Any], out: Path) -> Path:
-    """A copy of the model file whose `train { }` section holds the best
-    configuration (and whose network parameters take the best values)."""
+def best_section(config: dict[str, Any], section: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """The train section of the best trial: the file's statements, every
+    setting the command line changed, and the configuration's values; the
+    learning rate goes into the optimizer."""
+    from .run import DEFAULTS
+
+    merged = {**section, **{k: v for k, v in settings.items() if k in section or DEFAULTS.get(k) != v}}
+    merged.pop("lr", None)
+    merged.update({k: v for k, v in config.items() if k in SETTINGS and k != "lr"})
+    if "lr" in config:
+        merged["optimizer"] = {**merged.get("optimizer", {"name": "adam"}), "lr": config["lr"]}
+    return merged
+
+
+def write_best(model: Path, config: dict[str, Any], section: dict[str, Any], out: Path,
+               params: dict[str, Any] | None = None) -> Path:
+    """A copy of the model file whose `train { }` section is `section` and
+    whose network parameters default to the configuration's values (and to
+    those set with --param)."""
     text = model.read_text(encoding="utf-8")
-    merged = {**section}
-    for key, value in config.items():
-        if key == "lr":
-            optimizer = dict(section.get("optimizer", {"name": "adam"}))
-            optimizer["lr"] = value
-            merged["optimizer"] = optimizer
-        elif key in SETTINGS:
-            merged[key] = value
-    body = _render_section(merged)
-    for key, value in config.items():
-        if key not in SETTINGS:
-            text = re.sub(rf"(network\s+\w+\s*\([^)]*\b{key}\s*=\s*)[^,)]+", rf"\g<1>{value:g}", text)
-    text = re.sub(r"\n?train\s*\{[^}]*\}\s*", "\n", text).rstrip() + "\n\n" + body
+    values = {**(params or {}), **{k: v for k, v in config.items() if k not in SETTINGS}}
+    for key, value in values.items():
+        text = re.sub(rf"(^\s*network\s+\w+\s*\([^)]*\b{re.escape(key)}\s*=\s*)[^,)]+",
+                      lambda m: m.group(1) + _scalar(value), text, count=1, flags=re.M)
+    text = re.sub(r"^[ \t]*train\s*\{[^}]*\}[ \t]*\n?", "", text, flags=re.M).rstrip() + "\n\n"
     target = out / "best.net"
-    target.write_text(text, encoding="utf-8")
+    out.mkdir(parents=True, exist_ok=True)
+    target.write_text(text + _render_section(section), encoding="utf-8")
     return target
 
 
@@ -183,7 +218,7 @@ def _render_section(section: dict[str, Any]) -> str:
         if isinstance(v, dict):
             name = v.get("name", "")
             args = ", ".join(f"{k}={_scalar(x)}" for k, x in v.items() if k != "name")
-            return f"{name}({args})" if name else f"({args})"
+            return f"{name}({args})" if args else name
         if isinstance(v, list):
             return ", ".join(value(x) for x in v)
         return _scalar(v)
@@ -211,39 +246,68 @@ def _scalar(v: Any) -> str:
 
 
 def run_search(model: Path, settings, space: str, trials: int, strategy: str, out: Path, device: str = "auto",
-               params: dict[str, Any] | None = None) -> tuple[list[Trial], str, Path]:
+               params: dict[str, Any] | None = None, weights: dict[str, np.ndarray] | None = None
+               ) -> tuple[list[Trial], str, Path | None]:
     """Search, halving as it goes; returns the trials best first, the results
-    table and the file holding the best configuration."""
+    table and the file holding the best configuration (None when every
+    trial diverged). Every mistake in the space is reported before training."""
     from ..compiler import check
-    from .experiments import fit, prepare
-    from .run import Settings
+    from . import data as datamod
+    from .experiments import minibatch_only, prepare
 
     base = check(model, params=params)
     dims = parse_space(space, set(base.graph.graph.get("params", {})))
     if trials < 1:
         raise UserError("--trials must be at least 1")
+    minibatch_only(settings, "--search")
     configs = configurations(dims, trials, strategy, settings["seed"])
     prepared = prepare(base, settings)
     split = settings["split"]
-    from . import data as datamod
-
     train_set, val_set, _ = datamod.split(prepared.data, split["val"], split["test"], settings["seed"])
     if not len(val_set):
         raise UserError("a search ranks trials on the validation split; it is empty", "use split(val=0.1, ...)")
+    for config in configs:  # every network the space names must check
+        _trial_network(model, base, config, params)
     epochs = settings["epochs"]
+    train = _trainer(model, base, settings, params, weights, train_set, val_set, out, device, epochs)
+    ranked = successive_halving([Trial(i + 1, c) for i, c in enumerate(configs)], epochs, train)
+    scored = [t for t in ranked if not t.diverged]
+    classifies = scored[0].history[-1].get("val_acc") is not None if scored else prepared.integer_labels
+    metric = "val_acc" if classifies else "val_loss"
+    best = None
+    if not ranked[0].diverged:
+        section = best_section(ranked[0].config, base.train, settings.values)
+        best = write_best(model, ranked[0].config, section, out, params)
+    return ranked, table(ranked, metric), best
 
-    def train(trial: Trial, until: int, resume: bool):
-        net_params = {k: v for k, v in trial.config.items() if k not in SETTINGS}
-        net = check(model, params={**(params or {}), **net_params}) if net_params else base
+
+def _trial_network(model: Path, base, config: dict[str, Any], params: dict[str, Any] | None):
+    from ..compiler import check
+
+    net_params = {k: v for k, v in config.items() if k not in SETTINGS}
+    return check(model, params={**(params or {}), **net_params}) if net_params else base
+
+
+def _trainer(model, base, settings, params, weights, train_set, val_set, out: Path, device: str, epochs: int
+             ) -> Callable[[Trial, int, bool], tuple[float, list[dict[str, Any]]]]:
+    """train(trial, until, resume) for successive_halving: the validation
+    accuracy (or the negative loss) after training up to `until` epochs."""
+    from .experiments import make_trainer
+    from .loop import Diverged
+    from .run import Settings
+
+    def train(trial: Trial, until: int, resume: bool) -> tuple[float, list[dict[str, Any]]]:
+        net = _trial_network(model, base, trial.config, params)
         values = {**settings.values, **{k: v for k, v in trial.config.items() if k in SETTINGS and k != "lr"}}
         if "lr" in trial.config:
             values["optimizer"] = {**settings["optimizer"], "lr": trial.config["lr"]}
-        trainer = fit(net, Settings(values), train_set, val_set, out / f"trial{trial.index}", device,
-                      epochs=until, resume=resume, schedule_epochs=epochs)
-        loss, acc = trainer.evaluate(val_set)
-        return (acc if acc is not None else -loss), trainer.history
+        run = make_trainer(net, Settings(values), train_set, val_set, out / f"trial{trial.index}", device,
+                      epochs=until, resume=resume, weights=weights, schedule_epochs=epochs)
+        try:
+            run.run()
+        except Diverged:
+            return -math.inf, [*run.history, {"epoch": len(run.history) + 1, "diverged": True}]
+        loss, acc = run.evaluate(val_set)
+        return (acc if acc is not None else -loss), run.history
 
-    ranked = successive_halving([Trial(i + 1, c) for i, c in enumerate(configs)], epochs, train)
-    metric = "val_acc" if prepared.integer_labels or settings["loss"] == "bce" else "-val_loss"
-    best = write_best(model, ranked[0].config, base.train, out)
-    return ranked, table(ranked, metric), best
+    return train
