@@ -80,17 +80,20 @@ class _Recurrent(Layer):
         w_hh = g.op("Transpose", [g.param("weight_hh_l0")], perm=[1, 0])  # [H, G·H]
         bias = g.op("Add", [g.param("bias_ih_l0"), g.param("bias_hh_l0")])
         projected = g.op("Add", [g.op("MatMul", [x, w_ih]), bias])  # [N, T, G·H]
+        # Split, not Gather per step: its gradient is one Concat, where T Gathers
+        # would scatter into T zero tensors and sum them.
+        axis1 = g.const([1], hint="axes")
+        parts = g.op("Split", [projected], outputs=steps, axis=1, num_outputs=steps) if steps > 1 else [projected]
         h = c = None
         outputs = []
         for t in range(steps):
-            pre = g.op("Gather", [projected, g.const(t, hint="step")], axis=1)  # [N, G·H]
+            pre = g.op("Squeeze", [parts[t], axis1])  # [N, G·H]
             if h is not None:  # h_0 = 0: the first step has no recurrent term
                 pre = g.op("Add", [pre, g.op("MatMul", [h, w_hh])])
             h, c = self.cell(g, pre, c)
             outputs.append(h)
         if not self.a.sequences:
             return h
-        axis1 = g.const([1], hint="axes")
         return g.op("Concat", [g.op("Unsqueeze", [o, axis1]) for o in outputs], axis=1)
 
     def cell(self, g, pre: str, c: str | None) -> tuple[str, str | None]:
