@@ -11,6 +11,7 @@ after warm-up). Needs torch.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -22,10 +23,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from i2dl_dsl.compiler import check  # noqa: E402
 from i2dl_dsl.train.session import TrainingSession  # noqa: E402
 from i2dl_dsl.train.step import TrainConfig, build_step  # noqa: E402
+from isolate import measure_apart  # noqa: E402
 
 MODELS = {  # .net file → PyTorch builder in tests/reference/torch_models.py
     "digits_cnn": "digits_cnn", "lenet5": "lenet5", "resnet_small": "resnet_small", "lstm_classifier": "lstm_classifier",
@@ -93,7 +96,12 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--one", nargs=2, metavar=("MODEL", "SIDE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one:
+        side = ours if args.one[1] == "ours" else theirs
+        print(json.dumps({"seconds": side(args.one[0], args.batch, args.steps, args.device, args.threads)}))
+        return
     import onnxruntime
     import torch
 
@@ -101,9 +109,11 @@ def main() -> None:
           f"torch {torch.__version__}; batch {args.batch}, {args.threads} threads, device {args.device}\n")
     print("| model | ours (samples/s) | PyTorch eager (samples/s) | ratio |")
     print("| --- | --- | --- | --- |")
+    common = ["--batch", str(args.batch), "--steps", str(args.steps), "--device", args.device,
+              "--threads", str(args.threads)]
     for name in args.models.split(","):
-        a = ours(name, args.batch, args.steps, args.device, args.threads)
-        b = theirs(name, args.batch, args.steps, args.device, args.threads)
+        a = measure_apart(Path(__file__), name, "ours", *common)["seconds"]
+        b = measure_apart(Path(__file__), name, "torch", *common)["seconds"]
         print(f"| {name} | {args.batch / a:,.0f} | {args.batch / b:,.0f} | {b / a:.2f}× |", flush=True)
 
 
