@@ -107,7 +107,8 @@ def _check_layer_names(net, settings) -> None:
 def _check_augment(net, settings) -> None:
     from ..train.augment import make_augmenter
 
-    make_augmenter(settings.get("augment", []), net.analysis.shapes[net.input])
+    shapes = net.analysis.shapes
+    make_augmenter(settings.get("augment", []), shapes[net.input], shapes[net.output])
 
 
 def _report_transfer(net, settings, weights, source: str) -> None:
@@ -123,10 +124,11 @@ def _report_transfer(net, settings, weights, source: str) -> None:
     fresh = [n for n in expected if n not in weights]
     ignored = [n for n in weights if n not in expected]
     prefixes = settings.get("freeze", ())
-    frozen = [n for n in expected if any(n == p or n.startswith(p + ".") for p in prefixes)]
+    buffers = {f"{layer}.{suffix}" for layer, names in net.analysis.buffers.items() for suffix in names}
+    frozen = [n for n in expected if n not in buffers and any(n == p or n.startswith(p + ".") for p in prefixes)]
     print(f"weights from {source}: {len(loaded)} of {len(expected)} tensors loaded", file=sys.stderr)
     for label, names in (("initialised (not in the file)", fresh), ("ignored (not in the network)", ignored),
-                         ("frozen", frozen)):
+                         ("frozen (no gradient, no optimizer state)", frozen)):
         if names:
             print(f"  {label}: " + ", ".join(names), file=sys.stderr)
 

@@ -51,12 +51,23 @@ def _jitter(x: np.ndarray, rng: np.random.Generator, brightness: float = 0.1, co
 _KINDS: dict[str, Callable[..., np.ndarray]] = {"crop": _crop, "flip": _flip, "jitter": _jitter}
 
 
-def make_augmenter(specs: list[dict[str, Any]], input_shape: tuple[int, ...]) -> Augmenter | None:
-    """The composed augmentation of a `train { augment ... }` list, or None."""
+GEOMETRIC = ("crop", "flip")
+
+
+def make_augmenter(specs: list[dict[str, Any]], input_shape: tuple[int, ...],
+                   output_shape: tuple[int, ...] | None = None) -> Augmenter | None:
+    """The composed augmentation of a `train { augment ... }` list, or None.
+    Crops and flips move pixels, so they are refused where the labels are
+    per pixel (an output [K, H, W]): the labels would have to move too."""
     if not specs:
         return None
     if len(input_shape) != 3:
         raise UserError(f"augment works on image inputs [C, H, W]; the network's input is {list(input_shape)}")
+    moving = [spec["name"] for spec in specs if spec["name"] in GEOMETRIC]
+    if moving and output_shape is not None and len(output_shape) == 3:
+        raise UserError(f"augment {moving[0]} moves the input's pixels, but the network's output "
+                        f"{list(output_shape)} has a label per pixel, which would stay where it was",
+                        "use jitter only for dense outputs")
     steps = [(spec["name"], {k: v for k, v in spec.items() if k != "name"}) for spec in specs]
 
     def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -52,7 +52,8 @@ def make_trainer(net: CheckedNetwork, settings: Settings, train: datamod.Dataset
     options = RunOptions(out=out, epochs=total, batch=settings["batch"], schedule=settings["schedule"],
                          early_stopping=settings.get("early_stopping"), resume=resume, device=device,
                          seed=settings["seed"], quiet=quiet, schedule_epochs=schedule_epochs)
-    augment = make_augmenter(settings.get("augment", []), net.analysis.shapes[net.input])
+    augment = make_augmenter(settings.get("augment", []), net.analysis.shapes[net.input],
+                             net.analysis.shapes[net.output])
     return Trainer(net, step, settings.optimizer()["lr"], options, train, val, augment)
 
 
