@@ -296,6 +296,9 @@ def test_a_diverged_run_stops_at_once_and_ranks_last():
     ("lr=1e-3|x", "'x' in 'lr=1e-3|x' is not a number"),
     ("lr=1e-3|1e-2, lr=1e-1|1", "names a key twice"),
     ("epochs=5|10", "'epochs' is the budget"),
+    ("batch=0|32", "'batch' in 'batch=0|32': expected a positive integer, got 0"),
+    ("batch=16.5|32", "expected a positive integer, got 16.5"),
+    ("lr=-1..1", "'lr' in 'lr=-1..1': expected a number ≥ 0, got -1"),
 ])
 def test_spaces_that_do_not_parse_are_explained(space, says):
     with pytest.raises(UserError, match=re.escape(says)):
@@ -346,6 +349,8 @@ def test_the_best_configuration_becomes_a_train_section_that_checks(tmp_path):
     assert {k: v for k, v in best.train.items() if k != "optimizer"} == \
         {k: v for k, v in expected.items() if k != "optimizer"}
     assert compile_main([str(tmp_path / "best.net")]) == 0
+    kept = check(write_best(model, {"lr": 0.1}, section, tmp_path / "param", params={"width": 5}))
+    assert kept.graph.graph["params"]["width"] == 5  # a --param value the search ran with
 
 
 def table_rows(text: str) -> list[dict[str, str]]:

@@ -72,18 +72,6 @@ def _empty(data: datamod.Dataset) -> datamod.Dataset:
 # ----------------------------------------------------------------- overfitting
 
 
-class _UntilFitted(Trainer):
-    """Stops once the loss on the samples, measured as `predict` sees them
-    (running statistics, no dropout), is below the target. The epoch's
-    average training loss is the wrong yardstick here: it mixes the weights
-    of every step and includes dropout."""
-
-    target = 0.0
-
-    def _should_stop(self) -> bool:
-        return self.history[-1]["val_loss"] < self.target
-
-
 def overfit(net: CheckedNetwork, settings: Settings, samples: int, out: Path, device: str = "auto",
             max_epochs: int = 300, target: float = 1e-2, weights: dict[str, np.ndarray] | None = None
             ) -> dict[str, Any]:
@@ -98,10 +86,11 @@ def overfit(net: CheckedNetwork, settings: Settings, samples: int, out: Path, de
     plain = Settings({**settings.values, "batch": min(settings["batch"], samples), "augment": [],
                       "early_stopping": None, "schedule": {"name": "constant"}})
     step = build_step(net, config_for(plain), weights)
+    # The samples are also the validation data: the verdict reads their loss as `predict` sees them
+    # (running statistics, no dropout), not the epoch's running training loss.
     options = RunOptions(out=out, epochs=max_epochs, batch=plain["batch"], device=device, seed=plain["seed"],
-                         quiet=True)
-    trainer = _UntilFitted(net, step, plain.optimizer()["lr"], options, subset, subset)
-    trainer.target = target
+                         quiet=True, after_epoch=lambda _, row: row["val_loss"] < target)
+    trainer = Trainer(net, step, plain.optimizer()["lr"], options, subset, subset)
     trainer.run()
     final = trainer.history[-1]
     result = {"samples": samples, "epochs": len(trainer.history), "loss": final["val_loss"],

@@ -26,8 +26,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..diagnostics import UserError
+from ..layers.base import Float, Int
 
-SETTINGS = {"lr": float, "batch": int, "weight_decay": float, "l1": float, "l2": float}
+SETTINGS = {"lr": Float(0.0), "batch": Int(), "weight_decay": Float(0.0), "l1": Float(0.0), "l2": Float(0.0)}
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def parse_space(text: str, network_params: set[str]) -> list[Dimension]:
 
 def _dimension(key: str, spec: str, part: str) -> Dimension:
     if "|" in spec:
-        return Dimension(key, tuple(_number(c, part) for c in spec.split("|")))
+        return Dimension(key, tuple(_setting(key, _number(c, part), part) for c in spec.split("|")))
     match = _RANGE.match(spec)
     if not match:
         raise UserError(f"search space: cannot read '{part}'", "ranges are a..b or a..b:log, choices a|b|c")
@@ -98,9 +99,19 @@ def _dimension(key: str, spec: str, part: str) -> Dimension:
         raise UserError(f"search space: in '{part}' the range is empty ({low} is not below {high})")
     if match["log"] and low <= 0:
         raise UserError(f"search space: a log range needs positive bounds, got '{part}'")
-    if SETTINGS.get(key) is int:
+    if isinstance(SETTINGS.get(key), Int):
         raise UserError(f"search space: '{key}' takes choices (a|b|c), not a range")
-    return Dimension(key, low=float(low), high=float(high), log=bool(match["log"]))
+    return Dimension(key, low=float(_setting(key, low, part)), high=float(high), log=bool(match["log"]))
+
+
+def _setting(key: str, value: float | int, part: str) -> float | int:
+    """A train setting's value, checked as the train section checks it."""
+    if key not in SETTINGS:
+        return value  # a network parameter: checked with the network
+    try:
+        return SETTINGS[key].convert(value)
+    except UserError as exc:
+        raise UserError(f"search space: '{key}' in '{part}': {exc.message}") from None
 
 
 def configurations(dims: list[Dimension], trials: int, strategy: str, seed: int) -> list[dict[str, Any]]:
