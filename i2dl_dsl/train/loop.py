@@ -239,8 +239,14 @@ class Trainer:
     def _watch_validation_gap(self, row: dict[str, Any]) -> None:
         """Warn once when validation loss stays below training loss: most
         likely a bug or a skewed split (dropout and augmentation, which make
-        training harder than evaluation, are the innocent explanations)."""
+        training harder than evaluation, are the innocent explanations).
+        The epoch's running training loss lags behind the weights the
+        validation sees, so a lower validation loss is confirmed against the
+        training loss of the same weights, measured the way `predict` sees it."""
         below = "val_loss" in row and row["val_loss"] < row["train_loss"]
+        if below:
+            sample = self.train_data.subset(np.arange(min(len(self.train_data), 4096)))
+            below = row["val_loss"] < self.evaluate(sample)[0]
         self.val_below = self.val_below + 1 if below else 0
         if self.val_below == self.GAP_EPOCHS and not self.o.quiet:
             print(f"warning: validation loss has been below training loss for {self.GAP_EPOCHS} epochs; "
