@@ -172,7 +172,9 @@ def test_training_batches_are_augmented_and_evaluation_sees_the_data_as_it_is(tm
         raw = train_set.x[index]
         assert np.array_equal(x, augment(raw, np.random.default_rng([0, 0, batch, 3])))
         assert not np.array_equal(x, raw)
-    assert [p.tobytes() for p in seen["predict"]] == [val_set.x.tobytes()]  # the epoch's validation, untouched
+    assert seen["predict"][0].tobytes() == val_set.x.tobytes()  # the epoch's validation, untouched
+    for x in seen["predict"][1:]:  # the validation-gap check reads training data, unaugmented too
+        assert x.tobytes() == train_set.x[: len(x)].tobytes()
 
     plain = experiments.make_trainer(net, Settings({**settings.values, "augment": []}), train_set, val_set,
                                      tmp_path / "plain", "cpu")

@@ -4,8 +4,6 @@ written atomically so an interrupted write never leaves a broken file."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -13,20 +11,13 @@ from typing import Any
 import numpy as np
 
 from ..diagnostics import UserError
+from .files import save_arrays
 
 META = "__meta__"
 
 
 def save(path: Path, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{f"t/{k}": v for k, v in tensors.items()}, **{META: np.array(json.dumps(meta))})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_arrays(path, {**{f"t/{k}": v for k, v in tensors.items()}, META: np.array(json.dumps(meta))})
 
 
 def load(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -31,6 +31,7 @@ import numpy as np
 from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
 from . import data as datamod
+from .files import save_arrays
 from .loop import Diverged, write_result
 from .losses import LOSSES
 from .metrics import accuracy, loss_value
@@ -227,7 +228,7 @@ def _finish(net: CheckedNetwork, session: TrainingSession, loss: str, result: Re
 
     parameters = session.parameters()
     save_model(to_onnx(net, weights=parameters), out / "model.onnx")
-    np.savez(out / "weights.npz", **parameters)
+    save_arrays(out / "weights.npz", parameters)
     write_csv(out / "metrics.csv", result.history)
     test_loss = test_acc = None
     if len(test):

@@ -9,7 +9,6 @@ bookkeeping run, so the checkpoint it saves is never half a step ahead.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import sys
@@ -25,6 +24,7 @@ import numpy as np
 from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
 from . import checkpoint, data as datamod
+from .files import save_json
 from .metrics import accuracy, loss_value
 from .progress import Progress, write_csv
 from .session import TrainingSession
@@ -276,4 +276,4 @@ class Trainer:
 
 
 def write_result(path: Path, result: dict[str, Any]) -> None:
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    save_json(path, result)

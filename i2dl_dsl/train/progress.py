@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .files import save_bytes
 
 COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "samples_per_s", "seconds")
 
@@ -56,24 +56,13 @@ class Progress:
         self.stream.flush()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_csv(path: Path, history: list[dict[str, Any]]) -> None:
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(COLUMNS)
     for row in history:
         writer.writerow(["" if row.get(c) is None else row[c] for c in COLUMNS])
-    _atomic_write(path, text.getvalue().encode())
+    save_bytes(path, text.getvalue().encode())
 
 
 def plot(path: Path, history: list[dict[str, Any]], title: str) -> bool:
@@ -106,5 +95,5 @@ def plot(path: Path, history: list[dict[str, Any]], title: str) -> bool:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    _atomic_write(path, buffer.getvalue())
+    save_bytes(path, buffer.getvalue())
     return True

@@ -16,6 +16,7 @@ from ..diagnostics import UserError
 from ..trainspec import OPTIMIZERS
 from . import data as datamod
 from .augment import make_augmenter
+from .files import save_arrays
 from .loop import RunOptions, Trainer, write_result
 from .losses import LOSSES
 from .progress import plot
@@ -105,7 +106,7 @@ def _finish(net, trainer: Trainer, history, test, out: Path) -> dict[str, Any]:
 
     parameters = trainer.session.parameters()
     save_model(to_onnx(net, weights=parameters), out / "model.onnx")
-    np.savez(out / "weights.npz", **parameters)
+    save_arrays(out / "weights.npz", parameters)
     test_loss, test_acc = trainer.evaluate(test) if len(test) else (None, None)
     plotted = plot(out / "curves.png", history, f"{net.name}")
     result = {"network": net.name, "epochs": len(history), "device": trainer.session.device,
