@@ -167,6 +167,7 @@ RULES: dict[str, Rule] = {
     "Gemm": rules_nn.gemm,  # y = α·A'B' + β·C: dA' = α·g·B'ᵀ, dB' = α·A'ᵀ·g, dC = β·g
     "Softmax": rules_nn.softmax,  # dx = y·(g - Σ_axis g·y)
     "LogSoftmax": rules_nn.log_softmax,  # dx = g - exp(y)·Σ_axis g
+    "BatchNormalization": rules_nn.batch_norm,  # dx = γ/σ_B·(g - mean g - x̂·mean(g·x̂)), dγ = Σg·x̂, dβ = Σg
     "SoftmaxCrossEntropyLoss": rules_nn.softmax_cross_entropy,  # dscores = (softmax - onehot)·w·g / Σw
     # --- convolutions, pooling, resizing ---
     "Conv": rules_conv.conv,  # dx = convᵀ(g, W); dW = corr(x, g) over the batch; db = Σ g

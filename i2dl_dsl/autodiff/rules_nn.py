@@ -123,3 +123,31 @@ def _per_item_scale(ctx: GradContext, node: onnx.NodeProto, g: str, weights: str
     if reduction == "none" or weights:  # per item: [N, d...] -> [N, 1, d...]
         return ctx.op("Unsqueeze", scale, ctx.ints([1]))
     return scale
+
+
+def batch_norm(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """Training mode, over all axes but the channels: x̂ = (x - μ_B)/√(σ²_B + ε),
+    y = γ·x̂ + β; dβ = Σ g, dγ = Σ g·x̂, dx = γ/√(σ²_B + ε)·(g - mean(g) - x̂·mean(g·x̂)).
+    The batch statistics are recomputed here; the running averages (the
+    other outputs) carry no gradient."""
+    if not ctx.attr(node, "training_mode", 0):
+        raise NotDifferentiable("the gradient is written for training_mode=1 (batch statistics)")
+    x, scale, g = node.input[0], node.input[1], grads[0]
+    if g is None:
+        return [None] * len(node.input)
+    rank = ctx.rank(x)
+    axes = ctx.ints([0, *range(2, rank)])
+    channels = ctx.static_shape(scale)[0]
+    mean = ctx.op("ReduceMean", x, axes, keepdims=1)
+    centred = ctx.op("Sub", x, mean)
+    variance = ctx.op("ReduceMean", ctx.op("Mul", centred, centred), axes, keepdims=1)
+    inv_std = ctx.op("Reciprocal", ctx.op("Sqrt", ctx.op("Add", variance, ctx.const(ctx.attr(node, "epsilon", 1e-5)))))
+    normal = ctx.op("Mul", centred, inv_std)
+    g_normal = ctx.op("Mul", g, normal)
+    d_scale = ctx.op("ReduceSum", g_normal, axes, keepdims=0)
+    d_bias = ctx.op("ReduceSum", g, axes, keepdims=0)
+    spread = ctx.op("Sub", ctx.op("Sub", g, ctx.op("ReduceMean", g, axes, keepdims=1)),
+                    ctx.op("Mul", normal, ctx.op("ReduceMean", g_normal, axes, keepdims=1)))
+    gamma = ctx.op("Reshape", scale, ctx.ints([1, channels] + [1] * (rank - 2)))
+    dx = ctx.op("Mul", ctx.op("Mul", gamma, inv_std), spread)
+    return [dx, d_scale, d_bias] + [None] * (len(node.input) - 3)

@@ -49,7 +49,10 @@ class BatchNorm(Layer):
     def _lower_training(self, g, x):
         """Batch statistics, written out so that the autodiff sees plain ops:
         x̂ = (x - μ_B)/√(σ²_B + ε), y = γ x̂ + β; the running averages take
-        μ_B and the unbiased σ²_B, as PyTorch does."""
+        μ_B and the unbiased σ²_B, as PyTorch does. (ONNX's fused
+        BatchNormalization with training_mode=1 has a gradient rule, but
+        onnxruntime 1.31's CPU kernel writes the new running statistics into
+        its input buffers, which are the session's parameters.)"""
         channels = g.input_shapes[0][0]
         image = len(g.input_shapes[0]) == 3
         axes = g.const([0, 2, 3] if image else [0], hint="axes")
