@@ -167,15 +167,26 @@ def _optimizer(model, builder: GraphBuilder, grads: dict[str, str], shapes, conf
             slots[slot] = f"state/{param}/{slot}"
             state[slots[slot]] = np.zeros(shapes[param], dtype=np.float32)
             graph.input.append(helper.make_tensor_value_info(slots[slot], TensorProto.FLOAT, list(shapes[param])))
+        first = len(optimizer_builder.nodes)
         new_param, new_slots = optimizers.update(g, name, param, grad, lr, STEP, slots, opts, config.weight_decay)
-        g.op("Identity", [new_param], output_names=[f"new/{param}"])
-        graph.output.append(helper.make_tensor_value_info(f"new/{param}", TensorProto.FLOAT, list(shapes[param])))
-        for slot, tensor in new_slots.items():
-            out = f"new/{slots[slot]}"
-            g.op("Identity", [tensor], output_names=[out])
+        renamed = {new_param: f"new/{param}", **{t: f"new/{slots[s]}" for s, t in new_slots.items()}}
+        for tensor, out in renamed.items():
+            _rename(optimizer_builder.nodes[first:], tensor, out)
             graph.output.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, list(shapes[param])))
     _append(model, optimizer_builder)
     return state
+
+
+def _rename(nodes: list[onnx.NodeProto], tensor: str, name: str) -> None:
+    """Make the node that computes `tensor` write `name` instead (and its
+    readers read it): a graph output without an Identity copy per step."""
+    for node in nodes:
+        for i, value in enumerate(node.output):
+            if value == tensor:
+                node.output[i] = name
+        for i, value in enumerate(node.input):
+            if value == tensor:
+                node.input[i] = name
 
 
 def eval_model(net: CheckedNetwork, values: dict[str, np.ndarray], opset: int) -> onnx.ModelProto:
