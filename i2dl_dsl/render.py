@@ -18,14 +18,13 @@ that importing the checker stays fast.
 from __future__ import annotations
 
 import html
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .diagnostics import UserError
+from .files import write_for_user
 
 if TYPE_CHECKING:
     import graphviz
@@ -103,7 +102,7 @@ def write(dot: "graphviz.Digraph", path: str | Path) -> Path:
     if not path.parent.is_dir():
         raise UserError(f"cannot write '{path}': the folder '{path.parent}' does not exist")
     if fmt == "dot":
-        _write_atomic(path, dot.source.encode())
+        write_for_user(path, lambda f: f.write(dot.source.encode()))
         return path
     try:
         if shutil.which("dot") is None:
@@ -111,36 +110,12 @@ def write(dot: "graphviz.Digraph", path: str | Path) -> Path:
         data = dot.pipe(format=fmt)
     except graphviz.ExecutableNotFound:
         fallback = path.with_suffix(".dot")
-        _write_atomic(fallback, dot.source.encode())
+        write_for_user(fallback, lambda f: f.write(dot.source.encode()))
         raise UserError(f"cannot draw '{path}': Graphviz's `dot` program was not found; "
                         f"wrote the graph as DOT text to '{fallback}'",
                         INSTALL_HINT, f"then: dot -T{fmt} {fallback} -o {path}") from None
-    _write_atomic(path, data)
+    write_for_user(path, lambda f: f.write(data))
     return path
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """A temporary file in the same folder, then a rename: readers never see half a file."""
-    try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes it private; a picture is not
-        os.replace(temp, path)
-    except BaseException as exc:
-        Path(temp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from exc
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _export(net: "CheckedNetwork") -> "onnx.ModelProto":

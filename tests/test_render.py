@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from i2dl_dsl import render
+from i2dl_dsl import files, render
 from i2dl_dsl.cli.compile import main
 from i2dl_dsl.compiler import check
 from i2dl_dsl.diagnostics import UserError
@@ -254,7 +254,7 @@ def test_failed_write_leaves_no_partial_file(small, tmp_path, monkeypatch):
     def fail(source, target):
         raise OSError("disk full")
 
-    monkeypatch.setattr(render.os, "replace", fail)
+    monkeypatch.setattr(files.os, "replace", fail)
     for target in (tmp_path / "new.dot", kept):
         with pytest.raises(UserError, match="cannot write .*disk full"):
             render.draw(net, target)

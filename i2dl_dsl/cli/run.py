@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..diagnostics import UserError
-from .common import EXIT_INTERNAL, EXIT_OK, positive_int as _positive, run_command
+from ..files import write_for_user
+from .common import EXIT_INTERNAL, EXIT_OK, positive_int, run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,9 +19,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help=".npy array [N, ...] or one sample [...] (float32); random when absent")
     p.add_argument("--output", help="write the output here as .npy")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--batch", type=_positive, default=1, help="batch size of the random input (default 1)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size of the random input (default 1)")
     p.add_argument("--bench", action="store_true", help="report latency percentiles and throughput")
-    p.add_argument("--threads", type=_positive, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, help="onnxruntime intra-op threads (default: all cores)")
     p.add_argument("--weights", help="for a .net model: weights (.npz or .onnx) by parameter name")
     p.add_argument("--seed", type=int, default=0, help="for a .net model without weights: init seed")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -123,26 +124,9 @@ def benchmark(session, feed, batch: int, seconds: float = 2.0) -> dict[str, floa
 
 
 def write_npy(path: str, array) -> None:
-    """Write atomically: a temporary file beside the target, then a rename."""
-    import os
-    import secrets
-
     import numpy as np
 
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise UserError(f"cannot write '{target}': the directory '{target.parent}' does not exist")
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        # os.open with 0o666 gives the permissions a plain open() would (mkstemp's are owner-only).
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise UserError(f"cannot write '{target}': {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_for_user(Path(path), lambda f: np.save(f, array))
 
 
 def _main(argv: Sequence[str] | None) -> int:

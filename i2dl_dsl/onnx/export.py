@@ -8,7 +8,6 @@ order, names each layer's output tensor after the layer, declares its shape
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
+from ..files import temporary_beside
 from .builder import BATCH, GraphBuilder, LayerBuilder
 from .init import initializer
 from .weights import match_weights
@@ -149,9 +149,9 @@ def save_model(model: onnx.ModelProto, path: str | Path) -> None:
     data_name = f"{target.name}.data"
     temporaries: list[Path] = []
     try:
-        tmp = _temporary_beside(target, temporaries)
+        tmp = temporary_beside(target, temporaries)
         if external:
-            tmp_data = _temporary_beside(target.parent / data_name, temporaries)
+            tmp_data = temporary_beside(target.parent / data_name, temporaries)
             onnx.save_model(_externalised(model, tmp_data, data_name), str(tmp))
             os.replace(tmp_data, target.parent / data_name)
         else:
@@ -167,20 +167,6 @@ def save_model(model: onnx.ModelProto, path: str | Path) -> None:
 
 _INLINE_BYTES = 1024  # smaller tensors stay inside the model file
 _ALIGN = 4096  # external tensors start on page boundaries, so they can be memory-mapped
-
-
-def _temporary_beside(target: Path, created: list[Path]) -> Path:
-    """A new hidden file next to `target`, with the permissions a plain
-    open() would give (mkstemp's are owner-only)."""
-    for _ in range(100):
-        candidate = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        created.append(candidate)
-        return candidate
-    raise FileExistsError(f"no free temporary name beside '{target}'")
 
 
 def _data_bytes(tensor: onnx.TensorProto) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..diagnostics import UserError
-from .files import save_arrays
+from ..files import save_arrays
 
 META = "__meta__"
 

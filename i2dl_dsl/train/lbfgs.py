@@ -31,7 +31,7 @@ import numpy as np
 from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
 from . import data as datamod
-from .files import save_arrays
+from ..files import save_arrays
 from .loop import Diverged, write_result
 from .losses import LOSSES
 from .metrics import accuracy, loss_value

@@ -24,7 +24,7 @@ import numpy as np
 from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
 from . import checkpoint, data as datamod
-from .files import save_json
+from ..files import save_json
 from .metrics import accuracy, loss_value
 from .progress import Progress, write_csv
 from .session import TrainingSession

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .files import save_bytes
+from ..files import save_bytes
 
 COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "samples_per_s", "seconds")
 

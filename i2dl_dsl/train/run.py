@@ -16,7 +16,7 @@ from ..diagnostics import UserError
 from ..trainspec import OPTIMIZERS
 from . import data as datamod
 from .augment import make_augmenter
-from .files import save_arrays
+from ..files import save_arrays
 from .loop import RunOptions, Trainer, write_result
 from .losses import LOSSES
 from .progress import plot
