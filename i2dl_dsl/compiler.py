@@ -12,6 +12,7 @@ from .analysis import Analysis, analyse
 from .diagnostics import Diagnostic, Diagnostics, did_you_mean
 from .elaborate import elaborate
 from .loader import load
+from .names import scopes
 from .trainspec import check_train
 
 
@@ -37,8 +38,7 @@ class CheckedNetwork:
 
 def _check_layer_names(section, graph: nx.DiGraph, diags: Diagnostics) -> None:
     """`freeze` and `lr_scale` name layers or blocks: each must exist."""
-    known = set(graph.nodes) | set(graph.graph.get("groups", {}))
-    prefixes = known | {".".join(n.split(".")[:i]) for n in known for i in range(1, n.count(".") + 1)}
+    prefixes = scopes(graph)
     for stmt in section.stmts:
         if stmt.key not in ("freeze", "lr_scale"):
             continue

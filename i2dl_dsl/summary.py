@@ -11,6 +11,7 @@ from typing import Any
 
 from .compiler import CheckedNetwork
 from .layers.base import ReceptiveField, Shape, fmt_shape
+from .names import within_any
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def rows(net: CheckedNetwork, depth: int | None = None) -> list[Row]:
 
 def frozen_layers(net: CheckedNetwork) -> list[str]:
     prefixes = net.train.get("freeze", [])
-    return [n for n in net.analysis.order if any(n == p or n.startswith(p + ".") for p in prefixes)]
+    return [n for n in net.analysis.order if within_any(n, prefixes)]
 
 
 def totals(net: CheckedNetwork, batch: int = 1) -> dict[str, Any]:

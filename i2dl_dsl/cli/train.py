@@ -98,9 +98,11 @@ def _section_flags(args) -> dict:
 def _check_layer_names(net, settings) -> None:
     from ..diagnostics import UserError, did_you_mean
 
-    known = set(net.graph.nodes) | set(net.graph.graph.get("groups", {}))
+    from ..names import scopes
+
+    known = scopes(net.graph)
     for name in [*settings.get("freeze", ()), *settings.get("lr_scale", {})]:
-        if not any(k == name or k.startswith(name + ".") for k in known):
+        if name not in known:
             raise UserError(f"'{name}' is no layer or block of {net.name}", did_you_mean(name, known))
 
 
@@ -115,6 +117,7 @@ def _report_transfer(net, settings, weights, source: str) -> None:
     """Say which parameters come from the file, which are initialised, which
     of the file's are ignored and which stay frozen; shapes that do not fit
     are an error that lists them all."""
+    from ..names import within_any
     from ..onnx.export import parameter_shapes
     from ..onnx.weights import match_weights
 
@@ -125,7 +128,7 @@ def _report_transfer(net, settings, weights, source: str) -> None:
     ignored = [n for n in weights if n not in expected]
     prefixes = settings.get("freeze", ())
     buffers = {f"{layer}.{suffix}" for layer, names in net.analysis.buffers.items() for suffix in names}
-    frozen = [n for n in expected if n not in buffers and any(n == p or n.startswith(p + ".") for p in prefixes)]
+    frozen = [n for n in expected if n not in buffers and within_any(n, prefixes)]
     print(f"weights from {source}: {len(loaded)} of {len(expected)} tensors loaded", file=sys.stderr)
     for label, names in (("initialised (not in the file)", fresh), ("ignored (not in the network)", ignored),
                          ("frozen (no gradient, no optimizer state)", frozen)):

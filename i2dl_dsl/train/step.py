@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..autodiff import add_gradients
 from ..compiler import CheckedNetwork
+from ..names import within, within_any
 from ..onnx.builder import BATCH, GraphBuilder, LayerBuilder
 from ..onnx.export import DEFAULT_OPSET, assemble, lower_network, parameter_shapes
 from . import optimizers
@@ -59,12 +60,8 @@ class StepModel:
     input: str
 
 
-def _matches(name: str, prefixes) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
 def _scale_for(name: str, scales: dict[str, float]) -> float:
-    best = [(len(p), s) for p, s in scales.items() if _matches(name, [p])]
+    best = [(len(p), s) for p, s in scales.items() if within(name, p)]
     return max(best)[1] if best else 1.0
 
 
@@ -101,7 +98,7 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
     total = loss.emit(g, output, LABEL, out_shape)
     shapes = parameter_shapes(net)
     buffers = [n for n in builder.buffer_updates]
-    trainable = [n for n in shapes if n not in _buffer_names(net) and not _matches(n, config.frozen)]
+    trainable = [n for n in shapes if n not in _buffer_names(net) and not within_any(n, config.frozen)]
     total = _penalties(g, total, [n for n in trainable if ".weight" in n], config)
     g.op("Identity", [total], output_names=[LOSS])
 

@@ -1,0 +1,23 @@
+"""Dotted layer names (`layer2.0.conv1`): which names a block, a label or a
+repetition covers. `freeze`, `lr_scale` and the summary's folding all ask."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import networkx as nx
+
+
+def within(name: str, prefix: str) -> bool:
+    """`layer2.0.conv1` is within `layer2` and `layer2.0`, not within `layer`."""
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def within_any(name: str, prefixes: Iterable[str]) -> bool:
+    return any(within(name, p) for p in prefixes)
+
+
+def scopes(graph: nx.DiGraph) -> set[str]:
+    """Every layer name and every dotted prefix of one: what a setting may name."""
+    names = set(graph.nodes) | set(graph.graph.get("groups", {}))
+    return names | {".".join(n.split(".")[:i]) for n in names for i in range(1, n.count(".") + 1)}
