@@ -10,6 +10,7 @@ import pytest
 
 from i2dl_dsl.compiler import check
 from i2dl_dsl.diagnostics import CompileError
+from nets import BASIC_BLOCK
 
 
 def write(path, text: str):
@@ -93,17 +94,7 @@ def test_counters_restart_inside_each_block(tmp_path):
 # ----------------------------------------------------------------- repetitions
 
 
-BASIC = """
-block basic(c, s=1) {
-    residual {
-        conv(c, k=3, s=s, p=1, bias=false, round=floor) -> batchnorm -> relu
-        conv(c, k=3, p=1, bias=false) -> batchnorm
-    } shortcut {
-        conv(c, k=1, s=s, bias=false, round=floor) -> batchnorm
-    }
-    relu
-}
-"""
+BASIC = BASIC_BLOCK
 
 
 def test_repeated_block_numbers_its_copies(tmp_path):

@@ -17,6 +17,7 @@ from i2dl_dsl import files, render
 from i2dl_dsl.cli.compile import main
 from i2dl_dsl.compiler import check
 from i2dl_dsl.diagnostics import UserError
+from nets import BASIC_BLOCK
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = sorted(p for p in (ROOT / "models").rglob("*.net")
@@ -24,17 +25,7 @@ ZOO = sorted(p for p in (ROOT / "models").rglob("*.net")
 SVG = "{http://www.w3.org/2000/svg}"
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed")
 
-RESIDUAL = """
-block basic(c, s=1) {
-    residual {
-        conv(c, k=3, s=s, p=1, bias=false, round=floor) -> batchnorm -> relu
-        conv(c, k=3, p=1, bias=false) -> batchnorm
-    } shortcut {
-        conv(c, k=1, s=s, bias=false, round=floor) -> batchnorm
-    }
-    relu
-}
-block plain(c) {
+RESIDUAL = BASIC_BLOCK + """block plain(c) {
     residual { conv(c, k=3, p=1, bias=false) -> batchnorm }
     relu
 }

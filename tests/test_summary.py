@@ -9,18 +9,9 @@ import pytest
 from i2dl_dsl import summary
 from i2dl_dsl.cli.compile import main as compile_main
 from i2dl_dsl.compiler import check
+from nets import BASIC_BLOCK
 
-RESNET = """
-block basic(c, s=1) {
-    residual {
-        conv(c, k=3, s=s, p=1, bias=false, round=floor) -> batchnorm -> relu
-        conv(c, k=3, p=1, bias=false) -> batchnorm
-    } shortcut {
-        conv(c, k=1, s=s, bias=false, round=floor) -> batchnorm
-    }
-    relu
-}
-
+RESNET = BASIC_BLOCK + """
 network Tiny {
     input x[3, 16, 16]
     stem: conv(8, k=3, p=1, bias=false) -> batchnorm -> relu
