@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 FORMATS = ("svg", "png", "pdf", "dot")
 RANKDIRS = ("TB", "LR")
-LEVELS = ("layers", "onnx")
 INSTALL_HINT = "install Graphviz to draw it, e.g. `apt-get install graphviz` or `brew install graphviz`"
 
 FONT = "DejaVu Sans,Helvetica,Arial,sans-serif"

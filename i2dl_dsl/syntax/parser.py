@@ -290,9 +290,6 @@ class _ToAst(Transformer):
     def assign(self, meta, c):
         return ast.ChainStmt(c[1], None, str(c[0]), self._s(meta))
 
-    def stmt(self, meta, c):  # `?stmt: chain` keeps no node; wrap bare chains below
-        return c[0]
-
     # top level
     def param(self, meta, c):
         return ast.Param(str(c[0]), c[1], self._s(meta))

@@ -14,10 +14,6 @@ from ..files import save_bytes
 COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "samples_per_s", "seconds")
 
 
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
 class Progress:
     """`epoch 3/20 [=========>      ] loss 0.2134 acc 0.9412 5120 samples/s`."""
 
