@@ -2,10 +2,14 @@
 onnxruntime against the same model in PyTorch eager, same batch, same
 optimizer (Adam), same threads, in the same run.
 
-    python bench/train_speed.py [--batch 64] [--steps 30] [--device cpu|cuda] [--models digits_cnn,lenet5]
+    python bench/train_speed.py [--batch 64] [--steps 30] [--rounds 5] [--device cpu|cuda] [--models digits_cnn,lenet5]
 
-Prints a Markdown table for BENCHMARKS.md (median of repeated timings
-after warm-up). Needs torch.
+Prints a Markdown table for BENCHMARKS.md. Each round times both sides,
+one after the other, each in a fresh process (median of repeated timings
+after warm-up); the table gives the median over rounds of each side and
+of the per-round ratio, with the ratio's range: on a shared machine the
+speed drifts, and the two sides of one round see the same conditions.
+Needs torch.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--models", default=",".join(MODELS))
@@ -107,14 +112,18 @@ def main() -> None:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; onnxruntime {onnxruntime.__version__}, "
           f"torch {torch.__version__}; batch {args.batch}, {args.threads} threads, device {args.device}\n")
-    print("| model | ours (samples/s) | PyTorch eager (samples/s) | ratio |")
+    print(f"| model | ours (samples/s) | PyTorch eager (samples/s) | ratio, median of {args.rounds} rounds (range) |")
     print("| --- | --- | --- | --- |")
     common = ["--batch", str(args.batch), "--steps", str(args.steps), "--device", args.device,
               "--threads", str(args.threads)]
     for name in args.models.split(","):
-        a = measure_apart(Path(__file__), name, "ours", *common)["seconds"]
-        b = measure_apart(Path(__file__), name, "torch", *common)["seconds"]
-        print(f"| {name} | {args.batch / a:,.0f} | {args.batch / b:,.0f} | {b / a:.2f}× |", flush=True)
+        ours_s, theirs_s = [], []
+        for _ in range(args.rounds):
+            ours_s.append(measure_apart(Path(__file__), name, "ours", *common)["seconds"])
+            theirs_s.append(measure_apart(Path(__file__), name, "torch", *common)["seconds"])
+        ratios = sorted(b / a for a, b in zip(ours_s, theirs_s))
+        print(f"| {name} | {args.batch / statistics.median(ours_s):,.0f} | {args.batch / statistics.median(theirs_s):,.0f} "
+              f"| {statistics.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f}) |", flush=True)
 
 
 if __name__ == "__main__":

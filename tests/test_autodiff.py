@@ -123,6 +123,11 @@ CASES = [
       training_mode=1, epsilon=1e-3, id="training-image"),
     c("BatchNormalization", r(6, 3), r(3), r(3), Const(r(3)), Const(pos(3)), outputs=3, use=(0,),
       training_mode=1, momentum=0.8, id="training-vector"),
+    # momentum 0: outputs 1 and 2 are the batch statistics, which the rule reuses
+    c("BatchNormalization", r(4, 3, 2, 2), r(3), r(3), Const(r(3)), Const(pos(3)), outputs=3, use=(0,),
+      training_mode=1, momentum=0.0, id="training-batch-statistics"),
+    c("BatchNormalization", r(5, 4), r(4), r(4), Const(r(4)), Const(pos(4)), outputs=3, use=(0,),
+      training_mode=1, momentum=0.0, epsilon=1e-2, id="training-batch-statistics-vector"),
     c("SoftmaxCrossEntropyLoss", r(3, 5), ints(0, 4, 2), id="mean"),
     c("SoftmaxCrossEntropyLoss", r(3, 5), ints(1, 1, 3), reduction="sum", id="sum"),
     c("SoftmaxCrossEntropyLoss", r(3, 5), ints(1, 0, 3), reduction="none", id="none"),
@@ -140,11 +145,17 @@ CASES = [
     c("Conv", r(1, 3, 6, 6), r(3, 1, 3, 3), group=3, strides=[2, 2], dilations=[2, 1], id="depthwise"),
     c("Conv", r(1, 2, 7, 6), r(2, 2, 3, 3), auto_pad="SAME_UPPER", strides=[2, 2], id="same-upper"),
     c("Conv", r(2, 2, 9), r(3, 2, 4), strides=[2], pads=[1, 2], id="1d"),
+    # kernels of 16 taps or more: the weight gradient is taken as one Conv (rules_conv.LARGE_KERNEL_TAPS)
+    c("Conv", r(2, 2, 8, 8), r(3, 2, 5, 5), r(3), id="large-kernel"),
+    c("Conv", r(1, 2, 12, 11), r(2, 2, 4, 5), strides=[2, 3], pads=[1, 0, 2, 1], id="large-kernel-stride-dropped"),
+    c("Conv", r(1, 2, 13, 12), r(2, 2, 4, 4), dilations=[2, 2], pads=[1, 1, 0, 2], id="large-kernel-dilation"),
+    c("Conv", r(2, 2, 20), r(3, 2, 16), strides=[2], pads=[1, 0], id="large-kernel-1d"),
     c("ConvTranspose", r(2, 3, 4, 4), r(3, 2, 3, 3), r(2), strides=[2, 2], pads=[1, 1, 1, 1],
       output_padding=[1, 1], id="stride2"),
     c("ConvTranspose", r(1, 4, 3, 3), r(4, 3, 2, 2), group=2, strides=[2, 2], id="groups"),
     c("ConvTranspose", r(1, 2, 3, 4), r(2, 2, 3, 2), dilations=[2, 1], pads=[1, 0, 0, 1], id="dilation"),
     c("ConvTranspose", r(1, 2, 3, 3), r(2, 1, 3, 3), strides=[3, 3], output_padding=[2, 1], id="output-padding"),
+    c("ConvTranspose", r(1, 2, 3, 3), r(2, 3, 4, 4), strides=[2, 2], pads=[1, 1, 1, 1], id="large-kernel"),
     c("MaxPool", r(2, 2, 4, 4), kernel_shape=[2, 2], strides=[2, 2], id="k2s2"),
     c("MaxPool", r(1, 2, 5, 5), kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], id="overlap-pad"),
     c("MaxPool", r(1, 2, 6, 6), kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1, id="ceil"),
@@ -339,7 +350,7 @@ def test_zero_gradients_emit_nothing() -> None:
     made = {n.name.split("/")[1] for n in backward_nodes(model)}
     assert made == {"loss", "m", "conv", "v", "u"}  # the seed, Mul, Conv, then zeros for v and u
     assert not [n for n in backward_nodes(model) if n.op_type == "ConvTranspose"]  # dx: not asked for
-    feeds = {"x": r(2, 1, 4, 4), "v": r(2), "u": r(1), "k": r(1, 1, 3, 3)}
+    feeds = {"x": r(2, 1, 4, 4), "v": r(2), "u": np.array([1.7]), "k": r(1, 1, 3, 3)}  # floor(u) ≠ 0
     dk, dv, du = ReferenceEvaluator(model).run([grads[w] for w in ("k", "v", "u")], feeds)
     assert dv.shape == (2,) and not dv.any() and du.shape == (1,) and not du.any()
     assert dk.any()

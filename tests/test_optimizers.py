@@ -173,3 +173,31 @@ def test_schedule_equals_torch_scheduler(schedule, make) -> None:
         assert learning_rate(base, schedule, epoch, EPOCHS) == pytest.approx(expected, rel=1e-9, abs=1e-12), epoch
         optimizer.step()
         scheduler.step()
+
+
+def test_the_update_is_one_set_of_kernels_over_the_flat_parameters(tmp_path) -> None:
+    """The optimizer's elementwise kernels do not multiply with the number of
+    parameters: a network with four times the parameter tensors has the
+    same number of update nodes (packing.py), and its state round-trips."""
+    from i2dl_dsl.train.packing import Packing
+
+    def update_nodes(layers: int) -> int:
+        source = tmp_path / f"deep{layers}.net"
+        body = "\n".join("    fc(5) -> tanh" for _ in range(layers))
+        source.write_text(f"network Deep {{\n    input x[4]\n{body}\n    fc(3)\n}}\n")
+        step = build_step(check(source), TrainConfig(optimizer=OPTIMIZERS["adam"][0]))
+        kinds = ("Mul", "Add", "Sub", "Div", "Sqrt", "Pow")
+        return sum(n.op_type in kinds for n in step.model.graph.node if n.name.startswith("optimizer/"))
+
+    assert update_nodes(1) == update_nodes(7) > 0
+
+    packing = Packing.of({"a.weight": (2, 3), "a.bias": (3,), "b.weight": (1,)})
+    assert packing.size == 10 and [s.offset for s in packing.segments] == [0, 6, 9]
+    arrays = {"a.weight": np.arange(6, dtype=np.float32).reshape(2, 3), "a.bias": np.ones(3, np.float32),
+              "b.weight": np.array([7.0], np.float32)}
+    unpacked = packing.unpack(packing.pack(arrays))
+    assert all(np.array_equal(unpacked[k], v) for k, v in arrays.items())
+    partial = packing.pack({"a.bias": np.full(3, 2.0, np.float32)}, base=packing.pack(arrays))
+    assert list(partial[6:9]) == [2.0, 2.0, 2.0] and partial[9] == 7.0
+    with pytest.raises(ValueError, match="a.bias"):
+        packing.pack({"a.bias": np.ones(4, np.float32)})

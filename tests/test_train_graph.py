@@ -115,6 +115,34 @@ def test_batchnorm_training_equals_torch(tmp_path, input_decl: str, shape: tuple
     np.testing.assert_allclose(out["new/bn.running_var"], t["bn.running_var"].numpy(), rtol=1e-6, atol=1e-6)
 
 
+def test_batchnorm_layers_of_one_width_keep_their_own_statistics(tmp_path) -> None:
+    """Two batch norms of the same width over two steps in a TrainingSession:
+    each layer's running averages follow torch's, and the step never writes
+    into the tensors it was given (onnxruntime's BatchNormalization kernel
+    aliases its running-statistics outputs to its inputs)."""
+    from i2dl_dsl.train.session import TrainingSession
+
+    net = compile_net(tmp_path, "x[4, 3, 3]", "    a: batchnorm(momentum=0.2)\n    tanh\n    b: batchnorm(momentum=0.2)")
+    weights = random_weights(parameter_shapes(net))
+    session = TrainingSession(build_step(net, TrainConfig(loss="mse", optimizer=SGD), weights), "cpu")
+    t = {k: torch.from_numpy(v.copy()) for k, v in weights.items()}
+    rng = np.random.default_rng(5)
+    for step in (1, 2):
+        x = (rng.standard_normal((5, 4, 3, 3)) * 3 + 2).astype(np.float32)
+        given = {name: session.tensors[name] for name in t if "running" in name}
+        copies = {name: value.numpy().copy() for name, value in given.items()}
+        session.train_step(x, np.zeros_like(x), {}, 0.0, step)
+        for name, value in given.items():
+            np.testing.assert_array_equal(value.numpy(), copies[name], err_msg=f"{name} written in place")
+        hidden = torch.tanh(F.batch_norm(torch.from_numpy(x), t["a.running_mean"], t["a.running_var"],
+                                         t["a.weight"], t["a.bias"], training=True, momentum=0.2))
+        F.batch_norm(hidden, t["b.running_mean"], t["b.running_var"], t["b.weight"], t["b.bias"], training=True,
+                     momentum=0.2)
+        for name in given:
+            np.testing.assert_allclose(session.tensors[name].numpy(), t[name].numpy(), rtol=1e-5, atol=1e-6,
+                                       err_msg=f"step {step}: {name}")
+
+
 def test_batchnorm_inference_reads_the_running_averages(tmp_path) -> None:
     net = compile_net(tmp_path, "x[2, 3, 3]", "    bn: batchnorm")
     weights = random_weights(parameter_shapes(net))

@@ -391,7 +391,9 @@ def test_session_keeps_tensors_on_the_device(tmp_path, monkeypatch):
     for t in (1, 2):
         session.train_step(x, np.arange(8), {"dropout1.mask": np.ones((8, 64), np.float32)}, 0.01, t)
     assert sorted(uploads) == sorted([(8, 1, 8, 8), (8,), (), (), (8, 64)] * 2)
-    assert set(session.tensors) == set(step.values) | set(step.state)
+    # optimizer state is flat on the device (one vector per slot), per parameter in snapshots
+    assert set(session.tensors) == set(step.values) | {f"state/{slot}" for slot in step.slots}
+    assert set(session.snapshot()) == set(step.values) | set(step.state)
     for name, value in session.tensors.items():
         assert isinstance(value, ort.OrtValue) and value.device_name().lower() == "cpu", name
         assert value is not before[name], name

@@ -109,7 +109,36 @@ def conv_transpose(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grad
     return [dx, dw, _bias_grad(ctx, g) if len(node.input) > 2 and node.input[2] else None]
 
 
+# Large kernels (LeNet's and AlexNet's 5×5, the 7×7 and 11×11 stems) take
+# the weight gradient as one Conv; small ones as im2col and a MatMul. Both
+# are exact; which is faster on onnxruntime's CPU kernels depends on the
+# number of taps (see `_weight_grad_as_conv`).
+LARGE_KERNEL_TAPS = 16
+
+
 def _weight_grad(ctx: GradContext, x: str, gy: str, w: Window, group: int) -> str:
+    if group == 1 and int(np.prod(w.kernel)) >= LARGE_KERNEL_TAPS:
+        return _weight_grad_as_conv(ctx, x, gy, w)
+    return _weight_grad_im2col(ctx, x, gy, w, group)
+
+
+def _weight_grad_as_conv(ctx: GradContext, x: str, gy: str, w: Window) -> str:
+    """dW[o, c, κ] = Σ_n Σ_p gy[n, o, p] · x[n, c, p·s + κ·d] is itself a
+    convolution: of xᵀ (batch c, channels n) with gyᵀ as the kernel (o
+    filters over n channels), strides and dilations swapped. onnxruntime
+    runs it as an im2col with one output column per kernel tap, which pays
+    off when the taps are many (measured: 0.24 ms against 2.2 ms for
+    LeNet-5's C5 at batch 64, but 4.4 ms against 1.9 ms for a 3×3 kernel on
+    8×8 maps). Rows the forward op never read make the result larger than
+    the kernel; they are cut off."""
+    spatial = list(range(2, 2 + len(w.kernel)))
+    swap = [1, 0, *spatial]
+    as_conv = ctx.op("Conv", ctx.op("Transpose", x, perm=swap), ctx.op("Transpose", gy, perm=swap),
+                     strides=w.dilations, dilations=w.strides, pads=w.begin + w.end)  # [C, O, κ...]
+    return ctx.op("Transpose", _crop(ctx, as_conv, w.kernel), perm=swap)
+
+
+def _weight_grad_im2col(ctx: GradContext, x: str, gy: str, w: Window, group: int) -> str:
     """dW[o, c, κ] = Σ_n Σ_p gy[n, o, p] · cols[n, c, κ, p], where cols holds, for
     every kernel tap κ, the strided slice of the padded x that the tap reads
     (im2col). One batched MatMul per sample does the sums: much faster than

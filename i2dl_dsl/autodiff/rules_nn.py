@@ -126,28 +126,39 @@ def _per_item_scale(ctx: GradContext, node: onnx.NodeProto, g: str, weights: str
 
 
 def batch_norm(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
-    """Training mode, over all axes but the channels: x̂ = (x - μ_B)/√(σ²_B + ε),
-    y = γ·x̂ + β; dβ = Σ g, dγ = Σ g·x̂, dx = γ/√(σ²_B + ε)·(g - mean(g) - x̂·mean(g·x̂)).
-    The batch statistics are recomputed here; the running averages (the
-    other outputs) carry no gradient."""
+    """Training mode, over all axes but the channels: x̂ = (x - μ_B)·s with
+    s = 1/√(σ²_B + ε), y = γ·x̂ + β; dβ = Σ g, dγ = s·Σ g·(x - μ_B), and
+    dx = γ·s·(g - mean(g) - x̂·mean(g·x̂)), rearranged into per-channel
+    coefficients so that it costs three passes over x: dx = a·g + b·(x - μ_B) + c.
+    With momentum 0 the op's other outputs are μ_B and σ²_B themselves and
+    are reused; otherwise they are running averages and the batch statistics
+    are recomputed. Those outputs carry no gradient."""
     if not ctx.attr(node, "training_mode", 0):
         raise NotDifferentiable("the gradient is written for training_mode=1 (batch statistics)")
+    if any(g is not None for g in grads[1:]):
+        raise NotDifferentiable("the running-statistics outputs carry no gradient")
     x, scale, g = node.input[0], node.input[1], grads[0]
     if g is None:
         return [None] * len(node.input)
     rank = ctx.rank(x)
     axes = ctx.ints([0, *range(2, rank)])
-    channels = ctx.static_shape(scale)[0]
-    mean = ctx.op("ReduceMean", x, axes, keepdims=1)
+    per_channel = ctx.ints([1, ctx.static_shape(scale)[0]] + [1] * (rank - 2))
+    if ctx.attr(node, "momentum", 0.9) == 0 and len(node.output) == 3:
+        mean, variance = (ctx.op("Reshape", t, per_channel) for t in node.output[1:])
+    else:
+        mean = ctx.op("ReduceMean", x, axes, keepdims=1)
+        centred = ctx.op("Sub", x, mean)
+        variance = ctx.op("ReduceMean", ctx.op("Mul", centred, centred), axes, keepdims=1)
     centred = ctx.op("Sub", x, mean)
-    variance = ctx.op("ReduceMean", ctx.op("Mul", centred, centred), axes, keepdims=1)
     inv_std = ctx.op("Reciprocal", ctx.op("Sqrt", ctx.op("Add", variance, ctx.const(ctx.attr(node, "epsilon", 1e-5)))))
-    normal = ctx.op("Mul", centred, inv_std)
-    g_normal = ctx.op("Mul", g, normal)
-    d_scale = ctx.op("ReduceSum", g_normal, axes, keepdims=0)
-    d_bias = ctx.op("ReduceSum", g, axes, keepdims=0)
-    spread = ctx.op("Sub", ctx.op("Sub", g, ctx.op("ReduceMean", g, axes, keepdims=1)),
-                    ctx.op("Mul", normal, ctx.op("ReduceMean", g_normal, axes, keepdims=1)))
-    gamma = ctx.op("Reshape", scale, ctx.ints([1, channels] + [1] * (rank - 2)))
-    dx = ctx.op("Mul", ctx.op("Mul", gamma, inv_std), spread)
-    return [dx, d_scale, d_bias] + [None] * (len(node.input) - 3)
+    count = ctx.op("Div", ctx.op("Cast", ctx.op("Size", x), to=ctx.float_type),
+                   ctx.op("Cast", ctx.op("Size", scale), to=ctx.float_type))
+    sum_g = ctx.op("ReduceSum", g, axes, keepdims=1)
+    sum_g_centred = ctx.op("ReduceSum", ctx.op("Mul", g, centred), axes, keepdims=1)
+    d_scale = ctx.op("Mul", sum_g_centred, inv_std)  # Σ g·x̂
+    a = ctx.op("Mul", ctx.op("Reshape", scale, per_channel), inv_std)  # γ·s
+    b = ctx.op("Neg", ctx.op("Div", ctx.op("Mul", ctx.op("Mul", a, inv_std), d_scale), count))  # -γ·s·mean(g·x̂)·s
+    c = ctx.op("Neg", ctx.op("Div", ctx.op("Mul", a, sum_g), count))  # -γ·s·mean(g)
+    dx = ctx.op("Add", ctx.op("Add", ctx.op("Mul", g, a), ctx.op("Mul", centred, b)), c)
+    flat = ctx.ints([-1])
+    return [dx, ctx.op("Reshape", d_scale, flat), ctx.op("Reshape", sum_g, flat)] + [None] * (len(node.input) - 3)

@@ -47,34 +47,27 @@ class BatchNorm(Layer):
         return g.op("BatchNormalization", operands, epsilon=self.a.eps, momentum=1.0 - self.a.momentum)
 
     def _lower_training(self, g, x):
-        """Batch statistics, written out so that the autodiff sees plain ops:
-        x̂ = (x - μ_B)/√(σ²_B + ε), y = γ x̂ + β; the running averages take
-        μ_B and the unbiased σ²_B, as PyTorch does. (ONNX's fused
-        BatchNormalization with training_mode=1 has a gradient rule, but
-        onnxruntime 1.31's CPU kernel writes the new running statistics into
-        its input buffers, which are the session's parameters.)"""
-        channels = g.input_shapes[0][0]
-        image = len(g.input_shapes[0]) == 3
-        axes = g.const([0, 2, 3] if image else [0], hint="axes")
-        mean = g.op("ReduceMean", [x, axes], keepdims=1)
-        centred = g.op("Sub", [x, mean])
-        var = g.op("ReduceMean", [g.op("Mul", [centred, centred]), axes], keepdims=1)
-        eps = g.const(self.a.eps, dtype="float32", hint="eps")
-        normal = g.op("Mul", [centred, g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [var, eps])])])])
-        shape = g.const([1, channels, 1, 1] if image else [1, channels], hint="shape")
-        scale = g.op("Reshape", [g.param("weight"), shape])
-        shift = g.op("Reshape", [g.param("bias"), shape])
-        self._update_running(g, x, mean, var, channels)
-        return g.op("Add", [g.op("Mul", [normal, scale]), shift])
+        """ONNX's fused BatchNormalization in training mode with momentum 0,
+        so that its second and third outputs are the batch statistics μ_B and
+        σ²_B (biased); the running averages then take μ_B and the unbiased
+        σ²_B, as PyTorch's do. onnxruntime's CPU kernel writes those outputs
+        into the buffers of inputs 3 and 4 (it declares them aliases), so the
+        op gets scratch tensors of its own there, never the running
+        statistics themselves (the session's tensors) nor a constant, which
+        onnxruntime may share between layers."""
+        zero = g.const(0.0, dtype="float32", hint="zero")
+        scratch = [g.op("Mul", [g.param(suffix), zero]) for suffix in ("running_mean", "running_var")]
+        y, mean, var = g.op("BatchNormalization", [x, g.param("weight"), g.param("bias"), *scratch], outputs=3,
+                            epsilon=self.a.eps, momentum=0.0, training_mode=1)
+        self._update_running(g, x, mean, var, g.input_shapes[0][0])
+        return y
 
     def _update_running(self, g, x, mean, var, channels: int) -> None:
-        flat = g.const([channels], hint="shape")
         count = g.op("Div", [g.op("Cast", [g.op("Size", [x])], to=1), g.const(channels, dtype="float32")])
         bessel = g.op("Div", [count, g.op("Sub", [count, g.const(1.0, dtype="float32")])])
-        unbiased = g.op("Mul", [g.op("Reshape", [var, flat]), bessel])
         keep = g.const(1.0 - self.a.momentum, dtype="float32", hint="keep")
         take = g.const(self.a.momentum, dtype="float32", hint="take")
-        for suffix, batch_value in (("running_mean", g.op("Reshape", [mean, flat])), ("running_var", unbiased)):
+        for suffix, batch_value in (("running_mean", mean), ("running_var", g.op("Mul", [var, bessel]))):
             old = g.op("Mul", [g.param(suffix), keep])
             g.buffer_update(suffix, g.op("Add", [old, g.op("Mul", [batch_value, take])]))
 

@@ -136,7 +136,7 @@ class Trainer:
 
     def _restore(self) -> None:
         tensors, meta = checkpoint.load(self.o.out / LAST)
-        expected = set(self.session.tensors)
+        expected = set(self.session.snapshot())
         if set(tensors) != expected or meta.get("trainable") != self.step.trainable:
             raise UserError(f"checkpoint '{self.o.out / LAST}' belongs to another network or optimizer",
                             "resume with the same model and settings, or start a new --out directory")

@@ -8,8 +8,9 @@ step equals torch.optim's on the same gradients).
     adam       m ← β1 m + (1-β1) g;  v ← β2 v + (1-β2) g²
                p ← p - η (m / (1-β1^t)) / (√(v / (1-β2^t)) + ε)
 
-Weight decay adds λ·p to g first (PyTorch's `weight_decay`). State tensors
-are graph inputs and outputs: `state/<param>/<slot>` in, `new/...` out.
+Weight decay adds λ·p to g first (PyTorch's `weight_decay`). The update
+runs once over the flat vector of all trainable parameters (packing.py);
+state tensors are graph inputs and outputs: `state/<slot>` in, `new/...` out.
 """
 
 from __future__ import annotations
@@ -57,10 +58,13 @@ def _adam(g, p, grad, lr, step, state, opts):
     one = _f(g, 1.0, "one")
     correction1 = g.op("Sub", [one, g.op("Pow", [_f(g, opts["beta1"], "beta1"), step])])  # 1 - β1^t
     correction2 = g.op("Sub", [one, g.op("Pow", [_f(g, opts["beta2"], "beta2"), step])])
-    m_hat = g.op("Div", [m, correction1])
-    v_hat = g.op("Div", [v, correction2])
-    update = g.op("Div", [m_hat, g.op("Add", [g.op("Sqrt", [v_hat]), _f(g, opts["eps"], "eps")])])
-    return g.op("Sub", [p, g.op("Mul", [update, lr])]), {"exp_avg": m, "exp_avg_sq": v}
+    # torch.optim.Adam's arrangement: the corrections are scalars, folded
+    # into the step size and the denominator, not applied to m and v.
+    step_size = g.op("Div", [lr, correction1])
+    denominator = g.op("Add", [g.op("Div", [g.op("Sqrt", [v]), g.op("Sqrt", [correction2])]),
+                               _f(g, opts["eps"], "eps")])
+    update = g.op("Mul", [g.op("Div", [m, denominator]), step_size])
+    return g.op("Sub", [p, update]), {"exp_avg": m, "exp_avg_sq": v}
 
 
 UPDATES: dict[str, Callable[..., tuple[str, dict[str, str]]]] = {
@@ -70,7 +74,7 @@ UPDATES: dict[str, Callable[..., tuple[str, dict[str, str]]]] = {
 
 def update(g, name: str, p: str, grad: str, lr: str, step: str, state: dict[str, str], opts: dict[str, Any],
            weight_decay: float) -> tuple[str, dict[str, str]]:
-    """The new parameter and new state slots of one parameter."""
+    """The new parameters and new state slots (tensor names)."""
     if weight_decay:
         grad = g.op("Add", [grad, g.op("Mul", [p, _f(g, weight_decay, "weight_decay")])])
     return UPDATES[name](g, p, grad, lr, step, state, opts)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime import Session, create_session
-from .step import LOSS, LR, STEP, StepModel
+from .step import LOSS, LR, STEP, StepModel, state_name
 
 
 class TrainingSession:
@@ -37,13 +37,31 @@ class TrainingSession:
         return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self.device, 0)
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
-        """Put parameters, buffers or optimizer state (by name) on the device."""
+        """Put parameters, buffers or optimizer state (by name, as `snapshot`
+        gives them: `state/<param>/<slot>`) on the device."""
+        slots: dict[str, dict[str, np.ndarray]] = {}
         for name, array in arrays.items():
-            self.tensors[name] = self._ortvalue(np.asarray(array, dtype=np.float32))
+            flat = self.spec.flat_slot(name)
+            if flat:
+                slots.setdefault(flat[0], {})[flat[1]] = array
+            else:
+                self.tensors[name] = self._ortvalue(np.asarray(array, dtype=np.float32))
+        for flat, parts in slots.items():
+            base = self.tensors[flat].numpy() if flat in self.tensors else None
+            self.tensors[flat] = self._ortvalue(self.spec.packing.pack(parts, base))
 
     def snapshot(self) -> dict[str, np.ndarray]:
-        """Host copies of every parameter, buffer and optimizer slot."""
-        return {name: value.numpy() for name, value in self.tensors.items()}
+        """Host copies of every parameter, buffer and optimizer slot (per
+        parameter: `state/<param>/<slot>`)."""
+        arrays = {}
+        for name, value in self.tensors.items():
+            slot = name[len("state/"):] if name.startswith("state/") else None
+            if slot in self.spec.slots:
+                arrays.update({state_name(param, slot): array
+                               for param, array in self.spec.packing.unpack(value.numpy()).items()})
+            else:
+                arrays[name] = value.numpy()
+        return arrays
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {name: self.tensors[name].numpy() for name in self.spec.values}

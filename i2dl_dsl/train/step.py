@@ -2,10 +2,11 @@
 backward (i2dl_dsl.autodiff), optimizer update.
 
 Inputs:  the batch `x`, labels `y`, dropout masks `<layer>.mask`, every
-         parameter and buffer by name, optimizer state `state/<param>/<slot>`,
-         the learning rate `lr` and the step number `step` (t, from 1).
+         parameter and buffer by name, optimizer state `state/<slot>` (flat
+         over all trainable parameters, see packing.py), the learning rate
+         `lr` and the step number `step` (t, from 1).
 Outputs: `loss`, the network output, `new/<param>` for every trainable
-         parameter, `new/state/...`, and `new/<buffer>` (running statistics).
+         parameter, `new/state/<slot>`, and `new/<buffer>` (running statistics).
 
 Parameters are inputs, not initializers, so the session can keep them on the
 device and feed each step's outputs to the next (see session.py).
@@ -27,6 +28,7 @@ from ..onnx.builder import BATCH, GraphBuilder, LayerBuilder
 from ..onnx.export import DEFAULT_OPSET, assemble, lower_network, parameter_shapes
 from . import optimizers
 from .losses import LABEL, LOSSES, Loss, label_type
+from .packing import Packing
 
 LR, STEP, LOSS = "lr", "step", "loss"
 
@@ -53,11 +55,20 @@ class StepModel:
     values: dict[str, np.ndarray]       # parameters and buffers, initial values
     trainable: list[str]
     buffers: list[str]
-    state: dict[str, np.ndarray]        # optimizer slots, zeros
+    state: dict[str, np.ndarray]        # optimizer slots per parameter (`state/<param>/<slot>`), zeros
     masks: dict[str, tuple[tuple[int, ...], float]]
     loss: Loss
     output: str
     input: str
+    packing: Packing                    # where each trainable parameter sits in the flat slots
+    slots: tuple[str, ...]              # the optimizer's slot names; in the graph, flat `state/<slot>`
+
+    def flat_slot(self, name: str) -> tuple[str, str] | None:
+        """(flat slot tensor, parameter) for a per-parameter name `state/<param>/<slot>`."""
+        if not name.startswith("state/") or name.count("/") < 2:
+            return None
+        param, slot = name[len("state/"):].rsplit("/", 1)
+        return (state_name(None, slot), param) if slot in self.slots else None
 
 
 def _scale_for(name: str, scales: dict[str, float]) -> float:
@@ -118,13 +129,14 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
                 model.graph.node.append(helper.make_node("Identity", [grad], [f"grad/{param}"], name=f"expose/{param}"))
             model.graph.output.append(helper.make_tensor_value_info(f"grad/{param}", TensorProto.FLOAT,
                                                                     list(shapes[param])))
-    state = _optimizer(model, builder, grads, shapes, config)
+    state, packing = _optimizer(model, builder, grads, shapes, config)
     for name in buffers:
         model.graph.node.append(helper.make_node("Identity", [builder.buffer_updates[name]], [f"new/{name}"],
                                                  name=f"new/{name}"))
         model.graph.output.append(helper.make_tensor_value_info(f"new/{name}", TensorProto.FLOAT, list(shapes[name])))
     return StepModel(model, eval_model(net, values, opset), values, trainable, buffers, state,
-                     dict(builder.mask_inputs), loss, output, net.input)
+                     dict(builder.mask_inputs), loss, output, net.input, packing,
+                     tuple(optimizers.SLOTS[config.optimizer["name"]]))
 
 
 def _buffer_names(net: CheckedNetwork) -> set[str]:
@@ -144,34 +156,45 @@ def _penalties(g, total: str, weights: list[str], config: TrainConfig) -> str:
 
 
 def _optimizer(model, builder: GraphBuilder, grads: dict[str, str], shapes, config: TrainConfig
-               ) -> dict[str, np.ndarray]:
+               ) -> tuple[dict[str, np.ndarray], Packing]:
+    """The update over one flat vector of all trainable parameters (see
+    packing.py); returns the optimizer state, per parameter, and the layout."""
     opts = dict(config.optimizer)
     name = opts.pop("name")
     graph = model.graph
     _scalar_input(graph, LR)
     _scalar_input(graph, STEP)
+    packing = Packing.of({param: shapes[param] for param in grads})
+    state = {state_name(param, slot): np.zeros(shapes[param], dtype=np.float32)
+             for param in grads for slot in optimizers.SLOTS[name]}
+    if not grads:
+        return state, packing
     optimizer_builder = GraphBuilder(builder.init_param)
     optimizer_builder._names = set(builder._names)
-    state: dict[str, np.ndarray] = {}
-    for param, grad in grads.items():
-        g = LayerBuilder(optimizer_builder, f"optimizer/{param}", f"optimizer {name}", [], (), {})
-        lr = LR
-        scale = _scale_for(param, config.lr_scale)
-        if scale != 1.0:
-            lr = g.op("Mul", [LR, g.const(scale, dtype="float32", hint="lr_scale")])
-        slots = {}
-        for slot in optimizers.SLOTS[name]:
-            slots[slot] = f"state/{param}/{slot}"
-            state[slots[slot]] = np.zeros(shapes[param], dtype=np.float32)
-            graph.input.append(helper.make_tensor_value_info(slots[slot], TensorProto.FLOAT, list(shapes[param])))
-        first = len(optimizer_builder.nodes)
-        new_param, new_slots = optimizers.update(g, name, param, grad, lr, STEP, slots, opts, config.weight_decay)
-        renamed = {new_param: f"new/{param}", **{t: f"new/{slots[s]}" for s, t in new_slots.items()}}
-        for tensor, out in renamed.items():
-            _rename(optimizer_builder.nodes[first:], tensor, out)
-            graph.output.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, list(shapes[param])))
+    g = LayerBuilder(optimizer_builder, "optimizer", f"optimizer {name}", [], (), {})
+    params = packing.emit_pack(g, packing.names)
+    gradient = packing.emit_pack(g, [grads[param] for param in packing.names])
+    lr = packing.emit_runs(g, {p: _scale_for(p, config.lr_scale) for p in packing.names}, LR)
+    slots = {slot: state_name(None, slot) for slot in optimizers.SLOTS[name]}
+    for flat in slots.values():
+        graph.input.append(helper.make_tensor_value_info(flat, TensorProto.FLOAT, [packing.size]))
+    new_params, new_slots = optimizers.update(g, name, params, gradient, lr, STEP, slots, opts,
+                                              config.weight_decay)
+    for slot, tensor in new_slots.items():
+        _rename(optimizer_builder.nodes, tensor, f"new/{slots[slot]}")
+        graph.output.append(helper.make_tensor_value_info(f"new/{slots[slot]}", TensorProto.FLOAT, [packing.size]))
+    outputs = [f"new/{param}" for param in packing.names]
+    packing.emit_unpack(g, new_params, outputs)
+    for param, out in zip(packing.names, outputs):
+        graph.output.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, list(shapes[param])))
     _append(model, optimizer_builder)
-    return state
+    return state, packing
+
+
+def state_name(param: str | None, slot: str) -> str:
+    """`state/<param>/<slot>`: one parameter's optimizer slot as checkpoints
+    and users see it; `state/<slot>` (param None): the flat slot in the graph."""
+    return f"state/{slot}" if param is None else f"state/{param}/{slot}"
 
 
 def _rename(nodes: list[onnx.NodeProto], tensor: str, name: str) -> None:
