@@ -145,6 +145,9 @@ CASES = [
     c("Conv", r(1, 3, 6, 6), r(3, 1, 3, 3), group=3, strides=[2, 2], dilations=[2, 1], id="depthwise"),
     c("Conv", r(1, 2, 7, 6), r(2, 2, 3, 3), auto_pad="SAME_UPPER", strides=[2, 2], id="same-upper"),
     c("Conv", r(2, 2, 9), r(3, 2, 4), strides=[2], pads=[1, 2], id="1d"),
+    # stride 1 on maps of 8×8 and more: dx is a Conv with the flipped kernel (rules_conv._input_grad_as_conv)
+    c("Conv", r(2, 3, 8, 9), r(4, 3, 3, 3), r(4), pads=[1, 0, 2, 1], id="flipped-input-grad"),
+    c("Conv", r(1, 2, 8, 8, 8), r(2, 2, 2, 2, 3), pads=[1, 1, 0, 1, 0, 2], id="flipped-input-grad-3d"),
     # kernels of 16 taps or more: the weight gradient is taken as one Conv (rules_conv.LARGE_KERNEL_TAPS)
     c("Conv", r(2, 2, 8, 8), r(3, 2, 5, 5), r(3), id="large-kernel"),
     c("Conv", r(1, 2, 12, 11), r(2, 2, 4, 5), strides=[2, 3], pads=[1, 0, 2, 1], id="large-kernel-stride-dropped"),
@@ -157,6 +160,9 @@ CASES = [
     c("ConvTranspose", r(1, 2, 3, 3), r(2, 1, 3, 3), strides=[3, 3], output_padding=[2, 1], id="output-padding"),
     c("ConvTranspose", r(1, 2, 3, 3), r(2, 3, 4, 4), strides=[2, 2], pads=[1, 1, 1, 1], id="large-kernel"),
     c("MaxPool", r(2, 2, 4, 4), kernel_shape=[2, 2], strides=[2, 2], id="k2s2"),
+    # windows that tile the input take the gradient without Indices (rules_conv._max_pool_tiled)
+    c("MaxPool", r(2, 2, 5, 7), kernel_shape=[2, 3], strides=[2, 3], id="tiles-floor"),
+    c("MaxPool", r(2, 3, 9), kernel_shape=[3], strides=[3], id="tiles-1d"),
     c("MaxPool", r(1, 2, 5, 5), kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], id="overlap-pad"),
     c("MaxPool", r(1, 2, 6, 6), kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1, id="ceil"),
     c("MaxPool", r(1, 1, 7, 7), kernel_shape=[2, 2], dilations=[2, 2], id="dilation"),
@@ -392,6 +398,19 @@ def test_max_pool_gets_its_indices() -> None:
     x = np.arange(9.0).reshape(1, 1, 3, 3)
     (got,) = evaluator(model).run([grads["x"]], {"x": x})
     np.testing.assert_array_equal(got[0, 0], [[0, 0, 0], [0, 1, 1], [0, 1, 1]])
+
+
+def test_tiled_max_pool_sends_ties_to_the_first_tap() -> None:
+    """Without Indices, a window with several maxima passes its gradient to
+    the first in row-major order only, as PyTorch's argmax does."""
+    model = graph_model([node("MaxPool", ["x"], "pool", kernel_shape=[2, 2], strides=[2, 2]),
+                         node("Mul", ["pool", "w"], "m"), node("ReduceSum", ["m"], "loss", keepdims=0)],
+                        {"x": ("N", 1, 3, 4)}, {"w": np.array([[[[2.0, 3.0]]]])})
+    grads = add_gradients(model, "loss", ["x"])
+    assert len(model.graph.node[0].output) == 1  # no Indices asked of the forward op
+    x = np.array([[[[3, 3, 5, 1], [3, 1, 5, 5], [9, 9, 9, 9]]]], dtype=np.float64)  # the last row is dropped
+    (got,) = evaluator(model).run([grads["x"]], {"x": x})
+    np.testing.assert_array_equal(got[0, 0], [[2, 0, 3, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
 
 
 def test_missing_rule_names_op_node_and_source() -> None:
