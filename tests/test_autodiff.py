@@ -160,7 +160,6 @@ CASES = [
     c("ConvTranspose", r(1, 2, 3, 3), r(2, 1, 3, 3), strides=[3, 3], output_padding=[2, 1], id="output-padding"),
     c("ConvTranspose", r(1, 2, 3, 3), r(2, 3, 4, 4), strides=[2, 2], pads=[1, 1, 1, 1], id="large-kernel"),
     c("MaxPool", r(2, 2, 4, 4), kernel_shape=[2, 2], strides=[2, 2], id="k2s2"),
-    # windows that tile the input take the gradient without Indices (rules_conv._max_pool_tiled)
     c("MaxPool", r(2, 2, 5, 7), kernel_shape=[2, 3], strides=[2, 3], id="tiles-floor"),
     c("MaxPool", r(2, 3, 9), kernel_shape=[3], strides=[3], id="tiles-1d"),
     c("MaxPool", r(1, 2, 5, 5), kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], id="overlap-pad"),
@@ -398,19 +397,6 @@ def test_max_pool_gets_its_indices() -> None:
     x = np.arange(9.0).reshape(1, 1, 3, 3)
     (got,) = evaluator(model).run([grads["x"]], {"x": x})
     np.testing.assert_array_equal(got[0, 0], [[0, 0, 0], [0, 1, 1], [0, 1, 1]])
-
-
-def test_tiled_max_pool_sends_ties_to_the_first_tap() -> None:
-    """Without Indices, a window with several maxima passes its gradient to
-    the first in row-major order only, as PyTorch's argmax does."""
-    model = graph_model([node("MaxPool", ["x"], "pool", kernel_shape=[2, 2], strides=[2, 2]),
-                         node("Mul", ["pool", "w"], "m"), node("ReduceSum", ["m"], "loss", keepdims=0)],
-                        {"x": ("N", 1, 3, 4)}, {"w": np.array([[[[2.0, 3.0]]]])})
-    grads = add_gradients(model, "loss", ["x"])
-    assert len(model.graph.node[0].output) == 1  # no Indices asked of the forward op
-    x = np.array([[[[3, 3, 5, 1], [3, 1, 5, 5], [9, 9, 9, 9]]]], dtype=np.float64)  # the last row is dropped
-    (got,) = evaluator(model).run([grads["x"]], {"x": x})
-    np.testing.assert_array_equal(got[0, 0], [[2, 0, 3, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
 
 
 def test_missing_rule_names_op_node_and_source() -> None:

@@ -203,16 +203,11 @@ def _pool_window(ctx: GradContext, node: onnx.NodeProto) -> Window:
 
 
 def max_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
-    """dx = g added at each window's argmax (overlapping windows add up).
-    Windows that tile the input go without Indices (`_max_pool_tiled`);
-    otherwise the flat argmax positions MaxPool reports in Indices are used,
-    and a node without them is given them."""
+    """dx = g added at the flat argmax positions MaxPool reports in Indices
+    (overlapping windows add up). A node without Indices is given them."""
     x, g = node.input[0], grads[0]
     if ctx.attr(node, "storage_order", 0) != 0:
         raise NotDifferentiable("the gradient needs storage_order=0")
-    w = _pool_window(ctx, node)
-    if len(node.output) < 2 and _tiles(ctx, node, w):
-        return [_max_pool_tiled(ctx, x, node.output[0], g, w)]
     if len(node.output) < 2:
         indices = ctx.unique(f"{node.output[0]}/indices")
         node.output.append(indices)  # the forward node now also reports its argmax
@@ -222,42 +217,6 @@ def max_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     summed = ctx.op("ScatterElements", zeros, ctx.op("Reshape", node.output[1], flat), ctx.op("Reshape", g, flat),
                     axis=0, reduction="add")
     return [ctx.reshape_like(summed, x)]
-
-
-def _tiles(ctx: GradContext, node: onnx.NodeProto, w: Window) -> bool:
-    """Windows side by side, neither overlapping nor padded (2×2, stride 2)."""
-    return (w.strides == w.kernel and not any(w.begin) and not any(w.end) and set(w.dilations) == {1}
-            and not ctx.attr(node, "ceil_mode", 0) and ctx.shape(x := node.input[0]) is not None
-            and isinstance(ctx.shape(x)[1], int))
-
-
-def _max_pool_tiled(ctx: GradContext, x: str, y: str, g: str, w: Window) -> str:
-    """Windows that tile x: reshaped to [N, C, o₁, k₁, o₂, k₂, ...], each
-    window is compared with its maximum y, and g goes to the first tap that
-    equals it (row-major, as PyTorch's argmax). onnxruntime's MaxPool is
-    about twenty times faster without its Indices output, and this costs a
-    few elementwise passes instead of a scatter. Rows past the last whole
-    window (floor rounding) get no gradient."""
-    sizes, out = _spatial(ctx, x), _spatial(ctx, y)
-    channels, rank = ctx.shape(x)[1], len(sizes)
-    covered = [m * k for m, k in zip(out, w.kernel)]
-    axes = list(range(2, 2 + rank))
-    if covered != sizes:
-        x = ctx.op("Slice", x, ctx.ints([0] * rank), ctx.ints(covered), ctx.ints(axes))
-    windows = ctx.op("Reshape", x, ctx.ints([-1, channels, *(d for m, k in zip(out, w.kernel) for d in (m, k))]))
-    one_per_window = ctx.ints([-1, channels, *(d for m in out for d in (m, 1))])
-    taps = int(np.prod(w.kernel))
-    priority = np.arange(taps, 0, -1).reshape(w.kernel)  # the first tap ranks highest
-    priority = priority.reshape([1, 1, *(d for k in w.kernel for d in (1, k))])
-    score = ctx.op("Where", ctx.op("Equal", windows, ctx.op("Reshape", y, one_per_window)), ctx.const(priority),
-                   ctx.const(0.0))
-    window_axes = ctx.ints([3 + 2 * i for i in range(rank)])
-    first = ctx.op("Equal", score, ctx.op("ReduceMax", score, window_axes, keepdims=1))
-    dx = ctx.op("Where", first, ctx.op("Reshape", g, one_per_window), ctx.const(0.0))
-    dx = ctx.op("Reshape", dx, ctx.ints([-1, channels, *covered]))
-    if covered != sizes:
-        dx = ctx.op("Pad", dx, ctx.ints([0] * (2 + rank) + [0, 0, *(n - c for n, c in zip(sizes, covered))]))
-    return dx
 
 
 def average_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:

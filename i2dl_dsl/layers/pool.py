@@ -56,8 +56,8 @@ class MaxPool(_Pool):
     doc = "max pooling (PyTorch MaxPool2d)"
 
     def lower(self, g, inputs):
-        if g.training:  # the indices output routes gradients back to the maxima
-            return g.op("MaxPool", inputs, outputs=2, **self.pool_attrs(g))[0]
+        # Training needs no Indices output here: the gradient rule asks the
+        # node for them only where windows overlap (rules_conv.max_pool).
         return g.op("MaxPool", inputs, **self.pool_attrs(g))
 
 
