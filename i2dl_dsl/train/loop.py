@@ -242,10 +242,13 @@ class Trainer:
         training harder than evaluation, are the innocent explanations).
         The epoch's running training loss lags behind the weights the
         validation sees, so a lower validation loss is confirmed against the
-        training loss of the same weights, measured the way `predict` sees it."""
+        training loss of the same weights, measured the way `predict` sees it
+        on a training sample as large as the validation set (at least 256),
+        so that both losses carry the same sampling noise."""
         below = "val_loss" in row and row["val_loss"] < row["train_loss"]
         if below:
-            sample = self.train_data.subset(np.arange(min(len(self.train_data), 4096)))
+            size = min(len(self.train_data), max(len(self.val_data), 256))
+            sample = self.train_data.subset(np.arange(size))
             below = row["val_loss"] < self.evaluate(sample)[0]
         self.val_below = self.val_below + 1 if below else 0
         if self.val_below == self.GAP_EPOCHS and not self.o.quiet:
