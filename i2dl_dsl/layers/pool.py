@@ -56,8 +56,8 @@ class MaxPool(_Pool):
     doc = "max pooling (PyTorch MaxPool2d)"
 
     def lower(self, g, inputs):
-        # Training needs no Indices output here: the gradient rule asks the
-        # node for them only where windows overlap (rules_conv.max_pool).
+        # The same node in training: the gradient rule gives it the Indices
+        # output the backward pass reads (rules_conv.max_pool).
         return g.op("MaxPool", inputs, **self.pool_attrs(g))
 
 
