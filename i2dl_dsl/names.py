@@ -1,11 +1,22 @@
 """Dotted layer names (`layer2.0.conv1`): which names a block, a label or a
-repetition covers. `freeze`, `lr_scale` and the summary's folding all ask."""
+repetition covers. `freeze`, `lr_scale` and the summary's folding all ask.
+Also `fresh`, the one way graph builders make a name unique."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
 import networkx as nx
+
+
+def fresh(base: str, taken: set[str]) -> str:
+    """`base`, or `base_2`, `base_3`, ... : the first not in `taken`, which it joins."""
+    name, index = base, 1
+    while name in taken:
+        index += 1
+        name = f"{base}_{index}"
+    taken.add(name)
+    return name
 
 
 def within(name: str, prefix: str) -> bool:

@@ -24,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference  # noqa: E40
 from i2dl_dsl.compiler import check  # noqa: E402
 from i2dl_dsl.onnx.export import DEFAULT_OPSET, parameter_shapes, to_onnx  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
+from helpers import random_weights  # noqa: E402
 
 TOL = 1e-5
 BATCH = 3
@@ -35,18 +36,6 @@ class Case:
     input: str  # the declared input dims, as written in `input x[...]`
     body: str  # the network's statements
     torch: Callable  # (x, params) -> the expected output
-
-
-def random_weights(shapes: dict[str, tuple[int, ...]], seed: int = 1) -> dict[str, np.ndarray]:
-    """Values that expose any mix-up: non-zero biases, varied running statistics."""
-    rng = np.random.default_rng(seed)
-    weights = {}
-    for name, shape in shapes.items():
-        if name.endswith("running_var"):
-            weights[name] = rng.uniform(0.3, 3.0, shape)
-        else:
-            weights[name] = rng.standard_normal(shape) * 0.5
-    return {n: w.astype(np.float32) for n, w in weights.items()}
 
 
 def compiled(tmp_path, case: Case):

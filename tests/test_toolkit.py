@@ -34,6 +34,7 @@ from i2dl_dsl.train.search import (Trial, best_section, configurations, parse_sp
                                    write_best)
 from i2dl_dsl.train.session import TrainingSession
 from i2dl_dsl.train.step import TrainConfig, build_step
+from helpers import tensors, train
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP = ROOT / "models" / "mlp.net"
@@ -60,15 +61,6 @@ def write(directory: Path, text: str, name: str = "net.net") -> Path:
     path = directory / name
     path.write_text(text)
     return path
-
-
-def train(model: Path, out: Path, *flags: str) -> int:
-    return train_main([str(model), "--out", str(out), "--device", "cpu", "--quiet", *flags])
-
-
-def tensors(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
 
 
 def rows_of(x: np.ndarray) -> set[bytes]:

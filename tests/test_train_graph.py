@@ -22,6 +22,7 @@ F = torch.nn.functional
 from i2dl_dsl.compiler import check  # noqa: E402
 from i2dl_dsl.onnx.export import parameter_shapes, to_onnx  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
+from helpers import random_weights  # noqa: E402
 from i2dl_dsl.train.step import StepModel, TrainConfig, build_step  # noqa: E402
 
 GRAD_TOL = 1e-4  # whole-model gradients, relative to the largest entry of each
@@ -35,18 +36,6 @@ def compile_net(tmp_path, input_decl: str, body: str, name: str = "Case"):
     source = tmp_path / f"{name.lower()}.net"
     source.write_text(f"network {name} {{\n    input {input_decl}\n{body}\n}}\n")
     return check(source)
-
-
-def random_weights(shapes: dict[str, tuple[int, ...]], seed: int = 1, scale: float = 0.5) -> dict[str, np.ndarray]:
-    """Non-zero biases, γ away from 1, positive and varied running variances."""
-    rng = np.random.default_rng(seed)
-    weights = {}
-    for name, shape in shapes.items():
-        if name.endswith("running_var"):
-            weights[name] = rng.uniform(0.3, 3.0, shape)
-        else:
-            weights[name] = rng.standard_normal(shape) * scale
-    return {n: w.astype(np.float32) for n, w in weights.items()}
 
 
 def run_step(step: StepModel, x: np.ndarray, y: np.ndarray, masks: dict[str, np.ndarray] | None = None,

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from i2dl_dsl.cli.run import main as run_main
-from i2dl_dsl.cli.train import main as train_main
+from helpers import tensors, train
 from i2dl_dsl.compiler import check
 from i2dl_dsl.runtime import create_session
 from i2dl_dsl.train import checkpoint
@@ -62,15 +62,6 @@ def write_net(directory: Path, extra: str = "", name: str = "tiny.net") -> Path:
     path = directory / name
     path.write_text(NETWORK + TRAIN % extra)
     return path
-
-
-def train(net: Path, out: Path, *flags: str) -> int:
-    return train_main([str(net), "--out", str(out), "--device", "cpu", "--quiet", *flags])
-
-
-def tensors(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
 
 
 def assert_identical(ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray]) -> None:

@@ -13,6 +13,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..names import fresh
+
 Dim = int | str | None  # a static size, a symbolic one ('N'), or unknown
 Shape = tuple[Dim, ...]
 
@@ -111,12 +113,7 @@ class GradContext:
         self.label, self.doc = label, doc
 
     def unique(self, base: str) -> str:
-        name, index = base, 1
-        while name in self.names:
-            index += 1
-            name = f"{base}_{index}"
-        self.names.add(name)
-        return name
+        return fresh(base, self.names)
 
     def const(self, value: Any, dtype: int | None = None) -> str:
         """A constant initializer; float values take the gradient's element type."""

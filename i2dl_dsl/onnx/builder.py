@@ -16,6 +16,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..names import fresh
+
 BATCH = "N"
 
 
@@ -35,12 +37,7 @@ class GraphBuilder:
     _names: set[str] = field(default_factory=set)
 
     def unique(self, name: str) -> str:
-        candidate, index = name, 1
-        while candidate in self._names:
-            index += 1
-            candidate = f"{name}_{index}"
-        self._names.add(candidate)
-        return candidate
+        return fresh(name, self._names)
 
     def initializer(self, name: str, array: np.ndarray) -> str:
         self._names.add(name)
