@@ -39,7 +39,7 @@ MODEL = ROOT / "models" / "digits_cnn.net"
 def ours(target: float, threads: int) -> tuple[float, int]:
     net = check(MODEL)
     settings = Settings.merge(net.train, {})
-    step = build_step(net, config_for(settings))
+    step = build_step(net, config_for(settings), device="cpu")
     train, val, test = prepare_data(net, settings, True)
     reached: list[int] = []
 

@@ -3,12 +3,15 @@ onnxruntime against the same model in PyTorch eager, same batch, same
 optimizer (Adam), same threads, in the same run.
 
     python bench/train_speed.py [--batch 64] [--steps 30] [--rounds 5] [--device cpu|cuda] [--models digits_cnn,lenet5]
+                                [--plain-convs]
 
 Prints a Markdown table for BENCHMARKS.md. Each round times both sides,
 one after the other, each in a fresh process (median of repeated timings
 after warm-up); the table gives the median over rounds of each side and
 of the per-round ratio, with the ratio's range: on a shared machine the
 speed drifts, and the two sides of one round see the same conditions.
+`--plain-convs` adds a column: our step again with onnxruntime's blocked
+convolutions turned off (`I2DL_BLOCKED_CONVS=0`), to show what they give.
 Needs torch.
 """
 
@@ -61,7 +64,7 @@ def time_steps(step, steps: int, repeats: int = 5) -> float:
 def ours(name: str, batch: int, steps: int, device: str, threads: int) -> float:
     net = check(ROOT / "models" / f"{name}.net")
     spec = build_step(net, TrainConfig(loss="cross_entropy", optimizer={"name": "adam", "beta1": 0.9,
-                                                                       "beta2": 0.999, "eps": 1e-8}))
+                                                                       "beta2": 0.999, "eps": 1e-8}), device=device)
     session = TrainingSession(spec, device, threads)
     x, y = batch_for(net, batch, np.random.default_rng(0))
     masks = {m: np.ones((batch, *shape), np.float32) for m, (shape, _) in spec.masks.items()}
@@ -101,6 +104,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--plain-convs", action="store_true", help="also time our step without the blocked convolutions")
     ap.add_argument("--one", nargs=2, metavar=("MODEL", "SIDE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -112,18 +116,26 @@ def main() -> None:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; onnxruntime {onnxruntime.__version__}, "
           f"torch {torch.__version__}; batch {args.batch}, {args.threads} threads, device {args.device}\n")
-    print(f"| model | ours (samples/s) | PyTorch eager (samples/s) | ratio, median of {args.rounds} rounds (range) |")
-    print("| --- | --- | --- | --- |")
+    plain = " ours, plain Conv (samples/s) | ratio, plain Conv |" if args.plain_convs else ""
+    print(f"| model | ours (samples/s) | PyTorch eager (samples/s) | ratio, median of {args.rounds} rounds (range) |{plain}")
+    print("| --- | --- | --- | --- |" + (" --- | --- |" if args.plain_convs else ""))
     common = ["--batch", str(args.batch), "--steps", str(args.steps), "--device", args.device,
               "--threads", str(args.threads)]
     for name in args.models.split(","):
-        ours_s, theirs_s = [], []
+        ours_s, theirs_s, plain_s = [], [], []
         for _ in range(args.rounds):
             ours_s.append(measure_apart(Path(__file__), name, "ours", *common)["seconds"])
             theirs_s.append(measure_apart(Path(__file__), name, "torch", *common)["seconds"])
+            if args.plain_convs:
+                plain_s.append(measure_apart(Path(__file__), name, "ours", *common,
+                                             env={"I2DL_BLOCKED_CONVS": "0"})["seconds"])
         ratios = sorted(b / a for a, b in zip(ours_s, theirs_s))
-        print(f"| {name} | {args.batch / statistics.median(ours_s):,.0f} | {args.batch / statistics.median(theirs_s):,.0f} "
-              f"| {statistics.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f}) |", flush=True)
+        row = (f"| {name} | {args.batch / statistics.median(ours_s):,.0f} | {args.batch / statistics.median(theirs_s):,.0f} "
+               f"| {statistics.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f}) |")
+        if args.plain_convs:
+            plain_ratios = sorted(b / a for a, b in zip(plain_s, theirs_s))
+            row += f" {args.batch / statistics.median(plain_s):,.0f} | {statistics.median(plain_ratios):.2f}× |"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

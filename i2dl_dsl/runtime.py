@@ -152,10 +152,37 @@ def session_options(threads: int | None = None, profile: str | None = None):
     return options
 
 
+def uses_blocked_convs(device: str) -> bool:
+    """Whether a session made with `blocked_convs` for `device` will run its
+    convolutions on onnxruntime's NCHWc CPU kernels: the CPU is chosen and
+    has them. Graph builders ask, to pick the forms those kernels favour."""
+    if device == "cuda" or (device == "auto" and cuda_available()[0]):
+        return False
+    from .onnx.nchwc import block_size
+
+    return block_size() > 0
+
+
+def _with_blocked_convs(model: str | bytes) -> str | bytes:
+    from .onnx.nchwc import block_size, blocked_convolutions
+
+    block = block_size()
+    if not block or not isinstance(model, bytes):
+        return model
+    import onnx
+
+    return blocked_convolutions(onnx.load_from_string(model), block).SerializeToString()
+
+
 def create_session(model: str | bytes, device: str = "auto", threads: int | None = None,
-                   profile: str | None = None) -> Session:
+                   profile: str | None = None, blocked_convs: bool = False) -> Session:
     """An inference session on the requested device; raises UserError when
-    the model cannot be loaded or `device="cuda"` cannot be honoured."""
+    the model cannot be loaded or `device="cuda"` cannot be honoured.
+
+    `blocked_convs`: the model's convolution weights are tensors computed or
+    fed at run time (a training step); on the CPU, its convolutions are
+    rewritten to onnxruntime's NCHWc kernels (`onnx/nchwc.py`), which its
+    optimiser would only use for constant weights."""
     if device not in DEVICES:
         raise UserError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
     ort = _ort()
@@ -163,6 +190,8 @@ def create_session(model: str | bytes, device: str = "auto", threads: int | None
     if device == "cuda" and not use_cuda:
         raise UserError(f"--device cuda: CUDA cannot be used: {why_not}", "use --device cpu or --device auto")
     providers = [_CUDA, _CPU] if use_cuda else [_CPU]
+    if blocked_convs and not use_cuda:
+        model = _with_blocked_convs(model)
     session, failure = None, ""
     with _quiet_stderr() as log:
         try:

@@ -246,10 +246,11 @@ def _model(nodes, inputs, outputs, inits) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
 
 
-def with_gradients(model: onnx.ModelProto, wrt: list[str]) -> tuple[onnx.ModelProto, dict[str, str]]:
+def with_gradients(model: onnx.ModelProto, wrt: list[str], blocked_convs: bool = False
+                   ) -> tuple[onnx.ModelProto, dict[str, str]]:
     grad_model = onnx.ModelProto()
     grad_model.CopyFrom(model)
-    grads = add_gradients(grad_model, "loss", wrt)
+    grads = add_gradients(grad_model, "loss", wrt, blocked_convs=blocked_convs)
     infos = {v.name: v for v in grad_model.graph.value_info}
     grad_model.graph.output.extend(infos[grads[w]] for w in wrt)
     onnx.checker.check_model(grad_model, full_check=True)
@@ -292,6 +293,54 @@ def test_rule_runs_in_onnxruntime(case: Case) -> None:
                                    providers=["CPUExecutionProvider"])
     for w, got, want in zip(wrt, session.run(None, feeds32)[1:], expected):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=f"d loss / d {w}")
+
+
+CONV_CASES = [p for p in CASES if p.values[0].op in ("Conv", "ConvTranspose")] + [
+    # with the blocked kernels: every stride-1 input gradient is a flipped Conv, small maps included
+    c("Conv", r(2, 3, 4, 5), r(4, 3, 3, 3), r(4), pads=[1, 1, 1, 1], id="blocked-small-map"),
+    c("Conv", r(2, 3, 6, 6), r(2, 3, 5, 5), pads=[2, 1, 0, 2], id="blocked-large-kernel"),
+    c("Conv", r(1, 3, 9, 8), r(4, 3, 3, 3), strides=[2, 2], pads=[1, 1, 1, 1], id="blocked-strided"),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_blocked_conv_forms_match_finite_differences(case: Case) -> None:
+    """The forms chosen for onnxruntime's blocked kernels (every stride-1
+    input gradient as a flipped Conv, weight gradients as a Conv) are exact."""
+    model, feeds, wrt = build(case)
+    grad_model, _ = with_gradients(model, wrt, blocked_convs=True)
+    results = evaluator(grad_model).run(None, feeds)
+    for w, analytic in zip(wrt, results[1:]):
+        np.testing.assert_allclose(analytic, finite_differences(model, feeds, w), rtol=1e-6, atol=1e-7,
+                                   err_msg=f"d loss / d {w}")
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_blocked_conv_forms_run_on_blocked_kernels(case: Case) -> None:
+    """The same in float32, its convolutions rewritten to the NCHWc kernels."""
+    ort = pytest.importorskip("onnxruntime")
+    from i2dl_dsl.onnx.nchwc import block_size, blocked_convolutions
+
+    if not block_size():
+        pytest.skip("this CPU or onnxruntime build has no blocked convolutions")
+    model, feeds, wrt = build(case)
+    expected = evaluator(with_gradients(model, wrt)[0]).run(None, feeds)[1:]
+    model32, feeds32, _ = build(case, np.float32)
+    blocked = blocked_convolutions(with_gradients(model32, wrt, blocked_convs=True)[0], block_size())
+    session = ort.InferenceSession(blocked.SerializeToString(), providers=["CPUExecutionProvider"])
+    for w, got, want in zip(wrt, session.run(None, feeds32)[1:], expected):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=f"d loss / d {w}")
+
+
+def test_blocked_conv_forms_are_convolutions() -> None:
+    """A 3×3 convolution on a 4×4 map: plain, dx is a ConvTranspose and dW an
+    im2col (Slice, Concat, MatMul); for the blocked kernels, both are Convs."""
+    conv = c("Conv", r(2, 3, 4, 4), r(4, 3, 3, 3), pads=[1, 1, 1, 1]).values[0]
+    model, feeds, wrt = build(conv)
+    kinds = {blocked: [n.op_type for n in backward_nodes(with_gradients(model, wrt, blocked)[0])]
+             for blocked in (False, True)}
+    assert "ConvTranspose" in kinds[False] and "MatMul" in kinds[False] and "Conv" not in kinds[False]
+    assert kinds[True].count("Conv") == 2 and not {"ConvTranspose", "MatMul", "Concat"} & set(kinds[True])
 
 
 def test_every_rule_has_a_case() -> None:

@@ -35,8 +35,11 @@ def _shape_of(type_proto: onnx.TypeProto) -> Shape | None:
 class GradContext:
     """Types of every tensor, the constants of the graph, and the new nodes."""
 
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: onnx.ModelProto, blocked_convs: bool = False):
         self.model = model
+        # The graph will run on onnxruntime's blocked (NCHWc) CPU convolutions,
+        # which make Conv the fastest form of most convolution gradients.
+        self.blocked_convs = blocked_convs
         self.float_type = TensorProto.FLOAT  # the driver sets the loss's element type
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 21)
         self.types: dict[str, onnx.TypeProto] = {}

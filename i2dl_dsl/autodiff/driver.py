@@ -40,7 +40,7 @@ def _span(doc: str) -> Span | None:
     return Span(match[1], line, col, line, col)
 
 
-def add_gradients(model: onnx.ModelProto, loss: str, wrt: list[str]) -> dict[str, str]:
+def add_gradients(model: onnx.ModelProto, loss: str, wrt: list[str], blocked_convs: bool = False) -> dict[str, str]:
     """Append to model.graph the nodes (and constant initializers) computing
     d loss / d w for every name w in `wrt` (initializers or graph inputs);
     `loss` is a scalar float tensor produced in the graph. Returns w -> name
@@ -50,9 +50,13 @@ def add_gradients(model: onnx.ModelProto, loss: str, wrt: list[str]) -> dict[str
     an op on the path from w to the loss has no rule.
 
     The forward graph is changed only where the backward pass needs it:
-    unnamed nodes get names, and a MaxPool without its Indices output gets one."""
+    unnamed nodes get names, and a MaxPool without its Indices output gets one.
+
+    `blocked_convs`: the graph will run with its convolutions on
+    onnxruntime's blocked CPU kernels (`onnx/nchwc.py`); the rules then pick
+    the gradient forms that are fastest there."""
     _name_nodes(model.graph)
-    ctx = GradContext(model)
+    ctx = GradContext(model, blocked_convs)
     if not ctx.is_float(loss) or loss not in ctx.types:
         raise ValueError(f"the loss '{loss}' is not a float tensor of the graph")
     ctx.float_type = ctx.elem_type(loss)

@@ -160,7 +160,7 @@ def train_lbfgs(net: CheckedNetwork, settings: Settings, out: Path, device: str 
     config = replace(config_for(Settings({**settings.values, "optimizer": {"name": "sgd"}})), weight_decay=0.0,
                      expose_gradients=True)
     train, val, test = prepare_data(net, settings, LOSSES[config.loss].integer_labels)
-    step = build_step(net, config, weights)
+    step = build_step(net, config, weights, device=device)
     _refuse_network(step)
     session = TrainingSession(step, device, threads)
     if not quiet:

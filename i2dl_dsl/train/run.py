@@ -88,7 +88,7 @@ def train_network(net: CheckedNetwork, settings: Settings, out: Path, device: st
         return train_lbfgs(net, settings, out, device, resume, quiet, weights, threads)
     config = config_for(settings)
     train, val, test = prepare_data(net, settings, LOSSES[config.loss].integer_labels)  # data errors come first
-    step = build_step(net, config, weights)
+    step = build_step(net, config, weights, device=device)
     options = RunOptions(out=out, epochs=settings["epochs"], batch=settings["batch"], schedule=settings["schedule"],
                          early_stopping=settings.get("early_stopping"), resume=resume, device=device,
                          threads=threads, seed=settings["seed"], quiet=quiet)

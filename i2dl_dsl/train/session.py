@@ -19,11 +19,13 @@ from .step import LOSS, LR, STEP, StepModel, state_name
 
 class TrainingSession:
     def __init__(self, step: StepModel, device: str = "auto", threads: int | None = None,
-                 profile: str | None = None):
+                 profile: str | None = None, blocked_convs: bool = True):
         self.spec = step
-        self.step_session: Session = create_session(step.model.SerializeToString(), device, threads, profile)
+        self.step_session: Session = create_session(step.model.SerializeToString(), device, threads, profile,
+                                                    blocked_convs=blocked_convs)
         self.device = self.step_session.device
-        self.eval_session: Session = create_session(step.eval_model.SerializeToString(), self.device, threads)
+        self.eval_session: Session = create_session(step.eval_model.SerializeToString(), self.device, threads,
+                                                    blocked_convs=blocked_convs)
         self.tensors: dict[str, Any] = {}
         self.last_gradients: dict[str, Any] = {}  # with TrainConfig.expose_gradients
         self.load({**step.values, **step.state})

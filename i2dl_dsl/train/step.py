@@ -26,6 +26,7 @@ from ..compiler import CheckedNetwork
 from ..names import within, within_any
 from ..onnx.builder import BATCH, GraphBuilder, LayerBuilder
 from ..onnx.export import DEFAULT_OPSET, assemble, lower_network, parameter_shapes
+from ..runtime import uses_blocked_convs
 from . import optimizers
 from .losses import LABEL, LOSSES, Loss, label_type
 from .packing import Packing
@@ -101,7 +102,10 @@ def _scalar_input(graph: onnx.GraphProto, name: str) -> None:
 
 
 def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.ndarray] | None = None,
-               opset: int = DEFAULT_OPSET) -> StepModel:
+               opset: int = DEFAULT_OPSET, device: str = "auto") -> StepModel:
+    """The training step and evaluation graphs. `device` is where they will
+    run: on a CPU with onnxruntime's blocked convolutions, the convolution
+    gradients take the forms those are fastest at."""
     loss = LOSSES[config.loss]
     builder, output = lower_network(net, opset, weights, config.seed, config.init, training=True, strict=False)
     out_shape = net.analysis.shapes[net.output]
@@ -122,7 +126,7 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
         model.graph.input.append(helper.make_tensor_value_info(mask, TensorProto.FLOAT, [BATCH, *shape]))
     model.graph.output.insert(0, helper.make_tensor_value_info(LOSS, TensorProto.FLOAT, []))
 
-    grads = add_gradients(model, LOSS, trainable)
+    grads = add_gradients(model, LOSS, trainable, blocked_convs=uses_blocked_convs(device))
     if config.expose_gradients:
         for param, grad in grads.items():
             if grad != f"grad/{param}":
