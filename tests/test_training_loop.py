@@ -378,16 +378,25 @@ def test_session_keeps_tensors_on_the_device(tmp_path, monkeypatch):
     real = session._ortvalue
     monkeypatch.setattr(session, "_ortvalue", lambda array: uploads.append(array.shape) or real(array))
     before = dict(session.tensors)
+    initial = session.parameters()
     x = np.random.default_rng(0).random((8, 1, 8, 8), dtype=np.float32)
-    for t in (1, 2):
-        session.train_step(x, np.arange(8), {"dropout1.mask": np.ones((8, 64), np.float32)}, 0.01, t)
+    session.train_step(x, np.arange(8), {"dropout1.mask": np.ones((8, 64), np.float32)}, 0.01, 1)
+    # the step wrote into the second set of buffers; the next step writes back into the first
+    after_one = dict(session.tensors)
+    assert all(after_one[name] is not before[name] for name in step.values)
+    session.train_step(x, np.arange(8), {"dropout1.mask": np.ones((8, 64), np.float32)}, 0.01, 2)
+    assert all(session.tensors[name] is before[name] for name in step.values)
     assert sorted(uploads) == sorted([(8, 1, 8, 8), (8,), (), (), (8, 64)] * 2)
+    # host copies are copies: neither the step's initial values nor parameters() see the writes
+    changed = session.parameters()
+    for name, value in initial.items():
+        np.testing.assert_array_equal(value, step.values[name])
+        assert not np.array_equal(changed[name], value), name
     # optimizer state is flat on the device (one vector per slot), per parameter in snapshots
     assert set(session.tensors) == set(step.values) | {f"state/{slot}" for slot in step.slots}
     assert set(session.snapshot()) == set(step.values) | set(step.state)
     for name, value in session.tensors.items():
         assert isinstance(value, ort.OrtValue) and value.device_name().lower() == "cpu", name
-        assert value is not before[name], name
 
 
 # ----------------------------------------------------------------- settings
