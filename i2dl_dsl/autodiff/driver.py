@@ -146,11 +146,13 @@ class _Gradients:
         self.uses[grad] = self.uses.get(grad, 0) + 1
 
     def total(self, tensor: str) -> str | None:
-        """The gradient of `tensor`: its only contribution, or one Sum of all.
-        Called once every consumer of `tensor` has contributed."""
+        """The gradient of `tensor`: its only contribution, or one sum of all
+        (two parts: an Add, which onnxruntime's CPU runs 2-3× faster than a
+        Sum of two). Called once every consumer of `tensor` has contributed."""
         if tensor not in self.done:
             parts = self.parts.pop(tensor, [])
-            result = self.ctx.op("Sum", *parts) if len(parts) > 1 else parts[0] if parts else None
+            fan_in = "Add" if len(parts) == 2 else "Sum"
+            result = self.ctx.op(fan_in, *parts) if len(parts) > 1 else parts[0] if parts else None
             if result is not None and self._owned(result):
                 self._name(result, tensor)
             self.done[tensor] = result

@@ -64,6 +64,13 @@ def _where(ctx: GradContext, cond: str, then: str | float, other: str | float) -
     return ctx.op("Where", cond, as_tensor(then), as_tensor(other))
 
 
+def _masked(ctx: GradContext, cond: str, g: str) -> str:
+    """g where cond holds, else 0, as g·float(cond): onnxruntime's CPU Where
+    with a scalar 0 is 3× slower than Cast and Mul on large tensors (1.3
+    against 0.45 ms with the comparison, [64, 16, 32, 32])."""
+    return ctx.op("Mul", g, ctx.op("Cast", cond, to=ctx.float_type))
+
+
 def _mul(ctx: GradContext, *factors: str) -> str:
     out = factors[0]
     for factor in factors[1:]:
@@ -137,7 +144,7 @@ RULES: dict[str, Rule] = {
     "Log": unary(lambda c, x, y, g: c.op("Div", g, x)),  # dx = g/x
     "Sqrt": unary(lambda c, x, y, g: c.op("Div", g, _mul(c, y, c.const(2.0)))),  # dx = g/(2y)
     "Reciprocal": unary(lambda c, x, y, g: c.op("Neg", _mul(c, g, y, y))),  # dx = -g·y²
-    "Relu": unary(lambda c, x, y, g: _where(c, _positive(c, x), g, 0.0)),  # dx = g·[x > 0]
+    "Relu": unary(lambda c, x, y, g: _masked(c, _positive(c, x), g)),  # dx = g·[x > 0]
     "LeakyRelu": _leaky,  # dx = g·[x > 0] + alpha·g·[x ≤ 0]
     "Sigmoid": unary(lambda c, x, y, g: _mul(c, g, y, c.op("Sub", c.const(1.0), y))),  # dx = g·y·(1 - y)
     "Tanh": unary(lambda c, x, y, g: _mul(c, g, c.op("Sub", c.const(1.0), _mul(c, y, y)))),  # dx = g·(1 - y²)
