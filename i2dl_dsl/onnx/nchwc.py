@@ -235,12 +235,9 @@ class _Rewrite:
         blocked = self.swapped_blocked(w, base)
         if ins is None or ins % block:
             blocked = self.op("Pad", [blocked, self.dynamic_pads(blocked, ins, 0, base)], f"{base}/filter_padded")
-        split = self.op("Reshape", [blocked, self.ints(f"{base}/filter_split", [-1, block, padded_outs // block, kh * kw * block])],
-                        f"{base}/filter_split")  # [I/B, Bi, O/B, kh·kw·Bo]
-        split = self.op("Reshape", [split, self.ints(f"{base}/filter_split6",
-                                                     [0, block, padded_outs // block, kh * kw, block, 1])],
-                        f"{base}/filter_split6")  # [I/B, Bi, O/B, kh·kw, Bo, 1]
-        moved = self.op("Transpose", [split], f"{base}/filter_moved", perm=[2, 0, 3, 1, 4, 5])  # [O/B, I/B, kh·kw, Bi, Bo]
+        split = self.op("Reshape", [blocked, self.ints(f"{base}/filter_split", [-1, block, padded_outs // block, kh * kw, block])],
+                        f"{base}/filter_split")  # [I/B, Bi, O/B, kh·kw, Bo]
+        moved = self.op("Transpose", [split], f"{base}/filter_moved", perm=[2, 0, 3, 1, 4])  # [O/B, I/B, kh·kw, Bi, Bo]
         return self.op("Reshape", [moved, self.ints(f"{base}/filter_shape", [padded_outs, -1, kh, kw])],
                        f"{base}/nchwc_filter")
 
