@@ -9,11 +9,14 @@ first epoch whose held-out accuracy reaches the target; building the ONNX
 step graph and the onnxruntime session beforehand is not counted.
 
 One seed fixes the split, the initial weights and the batch order, and the
-epoch at which 98% is first reached depends on it (dropout masks and float
-rounding differ between the sides): the script runs `--seeds` seeds, each
-on both sides, and compares the medians.
+epoch at which 98% is first reached depends on it: the dropout masks differ
+between the sides, and alone they move that epoch by up to 4 either way
+(PyTorch fed our masks follows our accuracy curve to within a sample or two
+of the test split). So the script runs `--seeds` seeds, each on both sides,
+and compares the medians; it also prints the median time per epoch, which
+does not depend on when the target is crossed.
 
-    python bench/time_to_accuracy.py [--target 0.98] [--seeds 5]
+    python bench/time_to_accuracy.py [--target 0.98] [--seeds 15]
 """
 
 from __future__ import annotations
@@ -115,7 +118,7 @@ def theirs(target: float, threads: int, seed: int) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", type=float, default=0.98)
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--one", nargs=2, metavar=("SIDE", "SEED"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -129,12 +132,16 @@ def main() -> None:
         for side in runs:
             runs[side].append(measure_apart(Path(__file__), side, str(seed), *common))
     medians = {side: statistics.median(r["seconds"] for r in found) for side, found in runs.items()}
-    print(f"\n| | seconds to {args.target:.0%} (median over {args.seeds} seeds) | seconds per seed | epochs per seed |")
-    print("| --- | --- | --- | --- |")
+    per_epoch = {side: statistics.median(r["seconds"] / r["epochs"] for r in found if r["epochs"] > 0)
+                 for side, found in runs.items()}
+    print(f"\n| | seconds to {args.target:.0%} (median over {args.seeds} seeds) | epochs (median) | seconds per epoch "
+          "(median) | epochs per seed |")
+    print("| --- | --- | --- | --- | --- |")
     for side, label in (("ours", "i2dl-train loop (onnxruntime)"), ("torch", "PyTorch eager")):
-        seconds = ", ".join(f"{r['seconds']:.2f}" for r in runs[side])
-        print(f"| {label} | {medians[side]:.2f} | {seconds} | {[r['epochs'] for r in runs[side]]} |")
-    print(f"\nratio (PyTorch time / ours): {medians['torch'] / medians['ours']:.2f}×")
+        epochs = [r["epochs"] for r in runs[side]]
+        print(f"| {label} | {medians[side]:.2f} | {statistics.median(epochs)} | {per_epoch[side]:.3f} | {epochs} |")
+    print(f"\nratio (PyTorch time / ours): {medians['torch'] / medians['ours']:.2f}× to the target, "
+          f"{per_epoch['torch'] / per_epoch['ours']:.2f}× per epoch")
 
 
 if __name__ == "__main__":
