@@ -2,14 +2,15 @@
 onnxruntime against the same model in PyTorch eager, same batch, same
 optimizer (Adam), same threads, in the same run.
 
-    python bench/train_speed.py [--batch 64] [--steps 30] [--rounds 5] [--device cpu|cuda] [--models digits_cnn,lenet5]
+    python bench/train_speed.py [--batch 64] [--steps 20] [--rounds 15] [--device cpu|cuda] [--models digits_cnn,lenet5]
                                 [--plain-convs]
 
-Prints a Markdown table for BENCHMARKS.md. Each round times both sides,
-one after the other, each in a fresh process (median of repeated timings
-after warm-up); the table gives the median over rounds of each side and
-of the per-round ratio, with the ratio's range: on a shared machine the
-speed drifts, and the two sides of one round see the same conditions.
+Prints a Markdown table for BENCHMARKS.md. Each side runs in a process of
+its own, set up and warmed up once; a round times `--steps` steps of each
+side, one right after the other (in alternating order). The table gives
+the median over rounds of each side and of the per-round ratio, with the
+ratio's range: on a shared machine the speed drifts, and the two sides of
+one round see nearly the same conditions.
 `--plain-convs` adds a column: our step again with onnxruntime's blocked
 convolutions turned off (`I2DL_BLOCKED_CONVS=0`), to show what they give.
 Needs torch.
@@ -18,12 +19,10 @@ Needs torch.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from i2dl_dsl.compiler import check  # noqa: E402
 from i2dl_dsl.train.session import TrainingSession  # noqa: E402
 from i2dl_dsl.train.step import TrainConfig, build_step  # noqa: E402
-from isolate import measure_apart  # noqa: E402
+from isolate import Served, serve  # noqa: E402
 
 MODELS = {  # .net file → PyTorch builder in tests/reference/torch_models.py
     "digits_cnn": "digits_cnn", "lenet5": "lenet5", "resnet_small": "resnet_small", "lstm_classifier": "lstm_classifier",
@@ -48,20 +47,8 @@ def batch_for(net, batch: int, rng):
     return rng.standard_normal((batch, *shape)).astype(np.float32), rng.integers(0, classes, batch).astype(np.int64)
 
 
-def time_steps(step, steps: int, repeats: int = 5) -> float:
-    """Median seconds per step over `repeats` runs of `steps` steps."""
-    for _ in range(5):
-        step()
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        runs.append((time.perf_counter() - start) / steps)
-    return statistics.median(runs)
-
-
-def ours(name: str, batch: int, steps: int, device: str, threads: int) -> float:
+def ours(name: str, batch: int, device: str, threads: int):
+    """One training step of the compiler's graph, as a callable."""
     net = check(ROOT / "models" / f"{name}.net")
     spec = build_step(net, TrainConfig(loss="cross_entropy", optimizer={"name": "adam", "beta1": 0.9,
                                                                        "beta2": 0.999, "eps": 1e-8}), device=device)
@@ -69,10 +56,11 @@ def ours(name: str, batch: int, steps: int, device: str, threads: int) -> float:
     x, y = batch_for(net, batch, np.random.default_rng(0))
     masks = {m: np.ones((batch, *shape), np.float32) for m, (shape, _) in spec.masks.items()}
     counter = iter(range(1, 10**9))
-    return time_steps(lambda: session.train_step(x, y, masks, 1e-3, next(counter)), steps)
+    return lambda: session.train_step(x, y, masks, 1e-3, next(counter))
 
 
-def theirs(name: str, batch: int, steps: int, device: str, threads: int) -> float:
+def theirs(name: str, batch: int, device: str, threads: int):
+    """One training step of the same model in PyTorch eager, as a callable."""
     import torch
 
     from tests.reference import torch_models
@@ -92,24 +80,26 @@ def theirs(name: str, batch: int, steps: int, device: str, threads: int) -> floa
         loss.backward()
         optimizer.step()
         loss.item()  # the loss comes back to the host each step, as in ours
+        if device == "cuda":
+            torch.cuda.synchronize()
 
-    return time_steps(step, steps)
+    return step
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--plain-convs", action="store_true", help="also time our step without the blocked convolutions")
-    ap.add_argument("--one", nargs=2, metavar=("MODEL", "SIDE"), help=argparse.SUPPRESS)
+    ap.add_argument("--serve", nargs=2, metavar=("MODEL", "SIDE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.one:
-        side = ours if args.one[1] == "ours" else theirs
-        print(json.dumps({"seconds": side(args.one[0], args.batch, args.steps, args.device, args.threads)}))
+    if args.serve:
+        side = ours if args.serve[1] == "ours" else theirs
+        serve(side(args.serve[0], args.batch, args.device, args.threads))
         return
     import onnxruntime
     import torch
@@ -119,16 +109,20 @@ def main() -> None:
     plain = " ours, plain Conv (samples/s) | ratio, plain Conv |" if args.plain_convs else ""
     print(f"| model | ours (samples/s) | PyTorch eager (samples/s) | ratio, median of {args.rounds} rounds (range) |{plain}")
     print("| --- | --- | --- | --- |" + (" --- | --- |" if args.plain_convs else ""))
-    common = ["--batch", str(args.batch), "--steps", str(args.steps), "--device", args.device,
-              "--threads", str(args.threads)]
+    common = ["--batch", str(args.batch), "--device", args.device, "--threads", str(args.threads)]
     for name in args.models.split(","):
-        ours_s, theirs_s, plain_s = [], [], []
-        for _ in range(args.rounds):
-            ours_s.append(measure_apart(Path(__file__), name, "ours", *common)["seconds"])
-            theirs_s.append(measure_apart(Path(__file__), name, "torch", *common)["seconds"])
-            if args.plain_convs:
-                plain_s.append(measure_apart(Path(__file__), name, "ours", *common,
-                                             env={"I2DL_BLOCKED_CONVS": "0"})["seconds"])
+        sides = {"ours": Served(Path(__file__), name, "ours", *common),
+                 "torch": Served(Path(__file__), name, "torch", *common)}
+        if args.plain_convs:
+            sides["plain"] = Served(Path(__file__), name, "ours", *common, env={"I2DL_BLOCKED_CONVS": "0"})
+        times: dict[str, list[float]] = {side: [] for side in sides}
+        for round_ in range(args.rounds):
+            order = list(sides) if round_ % 2 == 0 else list(sides)[::-1]  # ABBA: a trend falls on both
+            for side in order:
+                times[side].append(sides[side].time(args.steps))
+        for served in sides.values():
+            served.close()
+        ours_s, theirs_s, plain_s = times["ours"], times["torch"], times.get("plain", [])
         ratios = sorted(b / a for a, b in zip(ours_s, theirs_s))
         row = (f"| {name} | {args.batch / statistics.median(ours_s):,.0f} | {args.batch / statistics.median(theirs_s):,.0f} "
                f"| {statistics.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f}) |")
