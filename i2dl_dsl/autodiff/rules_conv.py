@@ -107,7 +107,7 @@ def _flipped_conv_is_faster(ctx: GradContext, w: Window, group: int, x: str) -> 
     maps, 0.93 against 1.12 ms on 8×8), and the slower elsewhere."""
     exact = (group == 1 and set(w.strides) == {1} and set(w.dilations) == {1}
              and all(p <= k - 1 for p, k in zip(w.begin + w.end, w.kernel + w.kernel)))
-    if ctx.blocked_convs:
+    if _blocked(ctx, w):
         return exact
     return exact and int(np.prod(w.kernel)) < LARGE_KERNEL_TAPS and min(_spatial(ctx, x)) >= 8
 
@@ -156,12 +156,19 @@ def _as_conv_is_faster(ctx: GradContext, x: str, w: Window) -> bool:
     beats im2col for every kernel but 1×1 (a plain MatMul), as long as x has
     more than one channel, which is the batch of that Conv (measured at
     batch 64: 1.2 against 2.4 ms for 32→32 channels on 8×8 maps, 0.59
-    against 1.96 ms for 32→64 on 4×4; one channel: 0.32 against 0.31 ms).
-    With the plain Conv it pays off only for many taps."""
+    against 1.96 ms for 32→64 on 4×4). With one channel it gains nothing
+    (0.32 against 0.31 ms, 3×3 on 8×8). With the plain Conv it pays off
+    only for many taps."""
     taps = int(np.prod(w.kernel))
-    if ctx.blocked_convs:
+    if _blocked(ctx, w):
         return taps > 1 and ctx.shape(x)[1] != 1
     return taps >= LARGE_KERNEL_TAPS
+
+
+def _blocked(ctx: GradContext, w: Window) -> bool:
+    """The gradient's convolutions will run on the blocked kernels, which
+    onnx/nchwc.py uses for 2-D convolutions only."""
+    return ctx.blocked_convs and len(w.kernel) == 2
 
 
 def _weight_grad_as_conv(ctx: GradContext, x: str, gy: str, w: Window) -> str:

@@ -86,19 +86,24 @@ def blocked_convolutions(model: onnx.ModelProto, block: int) -> onnx.ModelProto:
         | {i.name for i in model.graph.input}
     producers = {o: n for n in model.graph.node for o in n.output}
     rewrite = _Rewrite(block, shapes, taken, producers)
-    nodes = []
+    nodes, rewritten = [], 0
     for node in model.graph.node:
-        nodes.extend(rewrite.conv(node) if _eligible(node, shapes) else [node])
+        eligible = _eligible(node, shapes)
+        nodes.extend(rewrite.conv(node) if eligible else [node])
+        rewritten += eligible
+    if not rewritten:
+        return model
     del model.graph.node[:]
     model.graph.node.extend(_live(nodes, {o.name for o in model.graph.output}))
     model.graph.initializer.extend(rewrite.constants)
-    if not any(o.domain == DOMAIN for o in model.opset_import) and rewrite.constants:
+    if not any(o.domain == DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
     return model
 
 
 def _live(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto]:
-    """The nodes something still reads (a bypassed Transpose is dropped)."""
+    """The nodes whose outputs something still reads: the rewrite bypasses
+    the Transpose that made a weight gradient's gyᵀ, which then goes."""
     needed, kept = set(outputs), []
     for node in reversed(nodes):
         if any(o in needed for o in node.output):
@@ -176,7 +181,7 @@ class _Rewrite:
             # Blocked input, its channels zero-padded to a multiple of B
             # (ReorderInput itself pads only counts that are multiples of 4).
             if ins is None or ins % 4:
-                x = self.op("Pad", [x, self.channel_pads(x, ins, base, "input")], f"{base}/input_padded")
+                x = self.op("Pad", [x, self.pads(x, ins, 1, f"{base}/input")], f"{base}/input_padded")
             source = self.op("ReorderInput", [x], f"{base}/nchwc_input", DOMAIN)
             filt = self.filter_blocked_input(w, base)
         inputs = [source, filt]
@@ -214,7 +219,7 @@ class _Rewrite:
             swapped = self.op("Transpose", [w], f"{base}/filter_swapped", perm=[1, 0, 2, 3])
         outs = self.shapes[w][0][0]
         if outs % 4:
-            swapped = self.op("Pad", [swapped, self.channel_pads(swapped, outs, base, "filter")], f"{base}/filter_padded")
+            swapped = self.op("Pad", [swapped, self.pads(swapped, outs, 1, f"{base}/filter_outs")], f"{base}/filter_padded")
         return self.op("ReorderInput", [swapped], f"{base}/filter_blocked", DOMAIN)
 
     def filter_nchw_input(self, w: str, base: str) -> str:
@@ -234,20 +239,14 @@ class _Rewrite:
         block, padded_outs = self.block, -(-outs // self.block) * self.block
         blocked = self.swapped_blocked(w, base)
         if ins is None or ins % block:
-            blocked = self.op("Pad", [blocked, self.dynamic_pads(blocked, ins, 0, base)], f"{base}/filter_padded")
+            blocked = self.op("Pad", [blocked, self.pads(blocked, ins, 0, f"{base}/filter_ins")], f"{base}/filter_padded")
         split = self.op("Reshape", [blocked, self.ints(f"{base}/filter_split", [-1, block, padded_outs // block, kh * kw, block])],
                         f"{base}/filter_split")  # [I/B, Bi, O/B, kh·kw, Bo]
         moved = self.op("Transpose", [split], f"{base}/filter_moved", perm=[2, 0, 3, 1, 4])  # [O/B, I/B, kh·kw, Bi, Bo]
         return self.op("Reshape", [moved, self.ints(f"{base}/filter_shape", [padded_outs, -1, kh, kw])],
                        f"{base}/nchwc_filter")
 
-    def channel_pads(self, t: str, channels: int | None, base: str, what: str) -> str:
-        return self.axis_pads(t, channels, 1, f"{base}/{what}")
-
-    def dynamic_pads(self, t: str, size: int | None, axis: int, base: str) -> str:
-        return self.axis_pads(t, size, axis, f"{base}/filter_ins")
-
-    def axis_pads(self, t: str, size: int | None, axis: int, base: str) -> str:
+    def pads(self, t: str, size: int | None, axis: int, base: str) -> str:
         """Pads of a 4-D tensor that round `axis` up to a multiple of B; a
         size known only at run time (None) is rounded there."""
         head, tail = [0] * (4 + axis), [0] * (3 - axis)
