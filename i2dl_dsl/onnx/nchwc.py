@@ -154,6 +154,9 @@ class _Rewrite:
         self.block, self.shapes, self.taken, self.producers = block, shapes, taken, producers
         self.constants: list[onnx.TensorProto] = []
         self.nodes: list[onnx.NodeProto] = []
+        # One ReorderInput per tensor: a convolution's output gradient is the
+        # input of its input gradient and the filter of its weight gradient.
+        self.reordered: dict[str, str] = {}
 
     def name(self, base: str) -> str:
         return fresh(base, self.taken)
@@ -182,7 +185,7 @@ class _Rewrite:
             # (ReorderInput itself pads only counts that are multiples of 4).
             if ins is None or ins % 4:
                 x = self.op("Pad", [x, self.pads(x, ins, 1, f"{base}/input")], f"{base}/input_padded")
-            source = self.op("ReorderInput", [x], f"{base}/nchwc_input", DOMAIN)
+            source = self.reorder(x, f"{base}/nchwc_input")
             filt = self.filter_blocked_input(w, base)
         inputs = [source, filt]
         if len(node.input) > 2 and node.input[2]:
@@ -220,7 +223,12 @@ class _Rewrite:
         outs = self.shapes[w][0][0]
         if outs % 4:
             swapped = self.op("Pad", [swapped, self.pads(swapped, outs, 1, f"{base}/filter_outs")], f"{base}/filter_padded")
-        return self.op("ReorderInput", [swapped], f"{base}/filter_blocked", DOMAIN)
+        return self.reorder(swapped, f"{base}/filter_blocked")
+
+    def reorder(self, t: str, base: str) -> str:
+        if t not in self.reordered:
+            self.reordered[t] = self.op("ReorderInput", [t], base, DOMAIN)
+        return self.reordered[t]
 
     def filter_nchw_input(self, w: str, base: str) -> str:
         kh, kw = self.shapes[w][0][2:]
