@@ -16,10 +16,8 @@ import time
 from pathlib import Path
 
 
-def measure_apart(script: Path, *args: str, env: dict[str, str] | None = None) -> dict:
-    """`env`: variables to set in the child (e.g. `I2DL_BLOCKED_CONVS=0`)."""
-    done = subprocess.run([sys.executable, str(script), "--one", *args], capture_output=True, text=True, check=True,
-                          env={**os.environ, **(env or {})})
+def measure_apart(script: Path, *args: str) -> dict:
+    done = subprocess.run([sys.executable, str(script), "--one", *args], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -36,6 +34,7 @@ class Served:
     SETTLE_S = 0.3
 
     def __init__(self, script: Path, *args: str, env: dict[str, str] | None = None):
+        """`env`: variables to set in the child (e.g. `I2DL_BLOCKED_CONVS=0`)."""
         self.process = subprocess.Popen([sys.executable, str(script), "--serve", *args], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
         self._read()  # "ready": set up and warmed up

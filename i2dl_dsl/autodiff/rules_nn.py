@@ -144,13 +144,10 @@ def batch_norm(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     rank = ctx.rank(x)
     axes = ctx.ints([0, *range(2, rank)])
     flat = ctx.ints([-1])
-    if ctx.attr(node, "momentum", 0.9) == 0 and len(node.output) == 3:
-        mean, variance = node.output[1:]
-    else:
-        mean = ctx.op("ReduceMean", x, axes, keepdims=0)
-        centred = _per_channel(ctx, x, None, ctx.op("Neg", mean))
-        variance = ctx.op("ReduceMean", ctx.op("Mul", centred, centred), axes, keepdims=0)
+    reuse = ctx.attr(node, "momentum", 0.9) == 0 and len(node.output) == 3
+    mean = node.output[1] if reuse else ctx.op("ReduceMean", x, axes, keepdims=0)
     centred = _per_channel(ctx, x, None, ctx.op("Neg", mean))
+    variance = node.output[2] if reuse else ctx.op("ReduceMean", ctx.op("Mul", centred, centred), axes, keepdims=0)
     inv_std = ctx.op("Reciprocal", ctx.op("Sqrt", ctx.op("Add", variance, ctx.const(ctx.attr(node, "epsilon", 1e-5)))))
     count = ctx.op("Div", ctx.op("Cast", ctx.op("Size", x), to=ctx.float_type),
                    ctx.op("Cast", ctx.op("Size", scale), to=ctx.float_type))
