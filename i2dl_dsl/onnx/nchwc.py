@@ -108,8 +108,19 @@ def _live(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto
     for node in reversed(nodes):
         if any(o in needed for o in node.output):
             kept.append(node)
-            needed.update(node.input)
+            needed.update(_reads(node))
     return kept[::-1]
+
+
+def _reads(node: onnx.NodeProto) -> set[str]:
+    """What a node reads: its inputs, and for an If, what its branches read
+    of the outer graph."""
+    reads = set(node.input)
+    for a in node.attribute:
+        if a.type == onnx.AttributeProto.GRAPH:
+            made = {o for n in a.g.node for o in n.output}
+            reads |= {r for n in a.g.node for r in _reads(n)} - made
+    return reads
 
 
 def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[list, int]]:
@@ -181,11 +192,7 @@ class _Rewrite:
             # Few input channels: the kernel reads the plain NCHW input.
             source, filt = x, self.filter_nchw_input(w, base)
         else:
-            # Blocked input, its channels zero-padded to a multiple of B
-            # (ReorderInput itself pads only counts that are multiples of 4).
-            if ins is None or ins % 4:
-                x = self.op("Pad", [x, self.pads(x, ins, 1, f"{base}/input")], f"{base}/input_padded")
-            source = self.reorder(x, f"{base}/nchwc_input")
+            source = self.blocked(x, ins, f"{base}/nchwc_input")
             filt = self.filter_blocked_input(w, base)
         inputs = [source, filt]
         if len(node.input) > 2 and node.input[2]:
@@ -220,15 +227,41 @@ class _Rewrite:
             swapped = source.input[0]  # w is itself a swap (a weight gradient's gyᵀ): undo it for free
         else:
             swapped = self.op("Transpose", [w], f"{base}/filter_swapped", perm=[1, 0, 2, 3])
-        outs = self.shapes[w][0][0]
-        if outs % 4:
-            swapped = self.op("Pad", [swapped, self.pads(swapped, outs, 1, f"{base}/filter_outs")], f"{base}/filter_padded")
-        return self.reorder(swapped, f"{base}/filter_blocked")
+        return self.blocked(swapped, self.shapes[w][0][0], f"{base}/filter_blocked")
 
-    def reorder(self, t: str, base: str) -> str:
+    def blocked(self, t: str, channels: int | None, base: str) -> str:
+        """t reordered to NCHWc, its channels zero-padded to a multiple of B
+        first where they need it (ReorderInput pads counts that are
+        multiples of 4 itself). One ReorderInput per tensor."""
         if t not in self.reordered:
-            self.reordered[t] = self.op("ReorderInput", [t], base, DOMAIN)
+            reorder = lambda source: self.op("ReorderInput", [source], base, DOMAIN)  # noqa: E731
+            self.reordered[t] = self.padded_into(t, channels, 1, 4, reorder, base)
         return self.reordered[t]
+
+    def padded_into(self, t: str, size: int | None, axis: int, multiple: int, consume, base: str) -> str:
+        """consume(t), with `axis` of t zero-padded to a multiple of B first
+        unless its size is a multiple of `multiple`. A size known only at run
+        time (None: the batch, as channels of a weight gradient) is tested
+        there, by an If whose two branches each end in `consume`: a Pad that
+        adds nothing still copies its input, and an If branch that passed t
+        on unchanged would copy it too, but one that ends in the consumer
+        writes the If's output in place (measured: Pad + ReorderInput of
+        [16, 64, 32, 32] 0.65 ms, this 0.26 ms, ReorderInput alone 0.24 ms)."""
+        padded = lambda: self.op("Pad", [t, self.pads(t, size, axis, base)], f"{base}_padded")  # noqa: E731
+        if size is not None:
+            return consume(padded() if size % multiple else t)
+        length = self.op("Shape", [t], f"{base}_length", start=axis, end=axis + 1)
+        aligned = self.op("Equal", [self.op("Mod", [length, self.ints(f"{base}_multiple", [multiple])], f"{base}_over"),
+                                    self.ints(f"{base}_zero", [0])], f"{base}_aligned")
+        return self.op("If", [aligned], base, then_branch=self.branch(lambda: consume(t), f"{base}_as_is"),
+                       else_branch=self.branch(lambda: consume(padded()), f"{base}_padded_first"))
+
+    def branch(self, build, base: str) -> onnx.GraphProto:
+        """A subgraph of the nodes `build` makes; its output is build's result."""
+        outer, self.nodes = self.nodes, []
+        out = build()
+        inner, self.nodes = self.nodes, outer
+        return helper.make_graph(inner, self.name(base), [], [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)])
 
     def filter_nchw_input(self, w: str, base: str) -> str:
         kh, kw = self.shapes[w][0][2:]
@@ -245,12 +278,13 @@ class _Rewrite:
         kh, kw = self.shapes[w][0][2:]
         outs, ins = self.shapes[w][0][:2]
         block, padded_outs = self.block, -(-outs // self.block) * self.block
-        blocked = self.swapped_blocked(w, base)
-        if ins is None or ins % block:
-            blocked = self.op("Pad", [blocked, self.pads(blocked, ins, 0, f"{base}/filter_ins")], f"{base}/filter_padded")
-        split = self.op("Reshape", [blocked, self.ints(f"{base}/filter_split", [-1, block, padded_outs // block, kh * kw, block])],
-                        f"{base}/filter_split")  # [I/B, Bi, O/B, kh·kw, Bo]
-        moved = self.op("Transpose", [split], f"{base}/filter_moved", perm=[2, 0, 3, 1, 4])  # [O/B, I/B, kh·kw, Bi, Bo]
+        split_shape = self.ints(f"{base}/filter_split", [-1, block, padded_outs // block, kh * kw, block])
+
+        def move(blocked: str) -> str:
+            split = self.op("Reshape", [blocked, split_shape], f"{base}/filter_split")  # [I/B, Bi, O/B, kh·kw, Bo]
+            return self.op("Transpose", [split], f"{base}/filter_moved", perm=[2, 0, 3, 1, 4])  # [O/B, I/B, kh·kw, Bi, Bo]
+
+        moved = self.padded_into(self.swapped_blocked(w, base), ins, 0, block, move, f"{base}/filter_ins")
         return self.op("Reshape", [moved, self.ints(f"{base}/filter_shape", [padded_outs, -1, kh, kw])],
                        f"{base}/nchwc_filter")
 
