@@ -448,6 +448,42 @@ def test_max_pool_gets_its_indices() -> None:
     np.testing.assert_array_equal(got[0, 0], [[0, 0, 0], [0, 1, 1], [0, 1, 1]])
 
 
+@pytest.mark.parametrize("shape, k, by_position", [
+    ((2, 3, 8, 8), 2, True), ((2, 2, 9, 12), 3, True), ((1, 2, 16, 8), 4, True),
+    ((2, 3, 4, 4), 2, False),  # small maps keep MaxPool's Indices
+    ((2, 3, 9, 8), 2, False),  # 9 rows: the last is dropped, no tiling
+])
+def test_max_pool_over_tiles_finds_the_first_argmax_without_indices(shape, k, by_position) -> None:
+    """Windows that tile a large map take the argmax from the pooled maximum
+    (the forward MaxPool keeps one output); the gradient is the one Indices
+    give, ties included: small integers repeat within most windows."""
+    ort = pytest.importorskip("onnxruntime")
+    rng_ties = np.random.default_rng(3)
+    x = np.maximum(rng_ties.integers(-2, 3, shape), 0).astype(np.float32)
+    pooled = (*shape[:2], shape[2] // k, shape[3] // k)
+    weights = rng_ties.standard_normal(pooled).astype(np.float32)
+    got = {}
+    for outputs in (1, 2):  # with an Indices output, the gradient scatters to it
+        pool = helper.make_node("MaxPool", ["x"], ["pool", "indices"][:outputs], name="pool", doc_string=f"{DOC} pool",
+                                kernel_shape=[k, k], strides=[k, k])
+        model = graph_model([pool, node("Mul", ["pool", "w"], "weighted"), node("ReduceSum", ["weighted"], "loss", keepdims=0)],
+                            {"x": ("N", *shape[1:]), "w": pooled}, dtype=TensorProto.FLOAT)
+        grads = add_gradients(model, "loss", ["x"])
+        kinds = [n.op_type for n in backward_nodes(model)]
+        if outputs == 1:
+            assert len(model.graph.node[0].output) == (1 if by_position else 2)
+            assert ("Resize" in kinds) == by_position
+        model.graph.output.append(helper.make_tensor_value_info(grads["x"], TensorProto.FLOAT, None))
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        got[outputs] = session.run([grads["x"]], {"x": x, "w": weights})[0]
+    np.testing.assert_array_equal(got[1], got[2])
+    assert np.count_nonzero(got[1]) == np.count_nonzero(weights)  # one position per window
+    torch = pytest.importorskip("torch")
+    xt = torch.from_numpy(x).requires_grad_()
+    (torch.nn.functional.max_pool2d(xt, k, k) * torch.from_numpy(weights)).sum().backward()
+    np.testing.assert_array_equal(got[1], xt.grad.numpy())
+
+
 def test_missing_rule_names_op_node_and_source() -> None:
     model = graph_model([node("Erf", ["x"], "erf"), node("ReduceSum", ["erf"], "loss", keepdims=0)], {"x": (3,)})
     with pytest.raises(MissingGradient) as caught:
