@@ -343,6 +343,16 @@ def test_blocked_conv_forms_are_convolutions() -> None:
     assert kinds[True].count("Conv") == 2 and not {"ConvTranspose", "MatMul", "Concat"} & set(kinds[True])
 
 
+@pytest.mark.parametrize("size, as_conv", [(34, True), (35, False)])
+def test_blocked_weight_gradient_is_im2col_beyond_32x32_maps(size: int, as_conv: bool) -> None:
+    """The weight gradient as a Conv has gy's map as its kernel: a Conv up to
+    32×32 (here 34 - 3 + 1 = 32), an im2col and a MatMul beyond."""
+    conv = c("Conv", r(1, 2, size, size), r(2, 2, 3, 3)).values[0]
+    model, _, _ = build(conv)
+    kinds = [n.op_type for n in backward_nodes(with_gradients(model, ["in1"], blocked_convs=True)[0])]
+    assert (kinds.count("Conv"), "MatMul" in kinds) == ((1, False) if as_conv else (0, True))
+
+
 def test_every_rule_has_a_case() -> None:
     tested = {p.values[0].op for p in CASES}
     assert sorted(set(RULES) - tested) == []

@@ -146,22 +146,31 @@ LARGE_KERNEL_TAPS = 16
 
 
 def _weight_grad(ctx: GradContext, x: str, gy: str, w: Window, group: int) -> str:
-    if group == 1 and _as_conv_is_faster(ctx, x, w):
+    if group == 1 and _as_conv_is_faster(ctx, x, gy, w):
         return _weight_grad_as_conv(ctx, x, gy, w)
     return _weight_grad_im2col(ctx, x, gy, w, group)
 
 
-def _as_conv_is_faster(ctx: GradContext, x: str, w: Window) -> bool:
+# The weight gradient as a Conv has gy's map as its kernel; onnxruntime's
+# blocked kernels lose to im2col once that map is larger than 32×32.
+LARGEST_BLOCKED_GRADIENT_MAP = 32 * 32
+
+
+def _as_conv_is_faster(ctx: GradContext, x: str, gy: str, w: Window) -> bool:
     """With onnxruntime's blocked CPU kernels, the weight gradient as a Conv
     beats im2col for every kernel but 1×1 (a plain MatMul), as long as x has
-    more than one channel, which is the batch of that Conv (measured at
-    batch 64: 1.2 against 2.4 ms for 32→32 channels on 8×8 maps, 0.59
-    against 1.96 ms for 32→64 on 4×4). With one channel it gains nothing
-    (0.32 against 0.31 ms, 3×3 on 8×8). With the plain Conv it pays off
-    only for many taps."""
+    more than one channel, which is the batch of that Conv, and gy's map is
+    at most 32×32 (measured at batch 64, 3×3 kernels, C→C channels: 0.64
+    against 1.18 ms for 16 on 8×8 maps, 1.5 against 3.6 ms for 32 on 8×8,
+    9.5 against 12.6 ms for 16 on 32×32, level for 64 on 32×32; beyond,
+    im2col wins: 17 against 13 ms for 3→16 on 64×64, 198 against 35 ms for
+    a 7×7 stem on 112×112 maps at batch 8). With one channel it gains
+    nothing (0.32 against 0.31 ms, 3×3 on 8×8). With the plain Conv it pays
+    off only for many taps."""
     taps = int(np.prod(w.kernel))
     if _blocked(ctx, w):
-        return taps > 1 and ctx.shape(x)[1] != 1
+        positions = int(np.prod(_spatial(ctx, gy)))
+        return taps > 1 and ctx.shape(x)[1] != 1 and positions <= LARGEST_BLOCKED_GRADIENT_MAP
     return taps >= LARGE_KERNEL_TAPS
 
 
