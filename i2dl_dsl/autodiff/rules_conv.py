@@ -116,11 +116,25 @@ def _input_grad_as_conv(ctx: GradContext, g: str, weight: str, w: Window) -> str
     """dx = Conv(g, W flipped in space, [O, C] swapped to [C, O]), padded by
     k - 1 - p on each side: the adjoint of a stride-1 convolution."""
     rank = len(w.kernel)
-    swapped = ctx.op("Transpose", weight, perm=[1, 0, *range(2, 2 + rank)])
-    flipped = ctx.op("Slice", swapped, ctx.ints([-1] * rank), ctx.ints([-(2**62)] * rank),
-                     ctx.ints(list(range(2, 2 + rank))), ctx.ints([-1] * rank))
+    # Flipped, then swapped: onnx/nchwc.py reads the swap back off this
+    # Transpose instead of undoing it with another.
+    swapped = ctx.op("Transpose", _flip_taps(ctx, weight), perm=[1, 0, *range(2, 2 + rank)])
     pads = [k - 1 - p for k, p in zip(w.kernel, w.begin)] + [k - 1 - p for k, p in zip(w.kernel, w.end)]
-    return ctx.op("Conv", g, flipped, kernel_shape=w.kernel, pads=pads)
+    return ctx.op("Conv", g, swapped, kernel_shape=w.kernel, pads=pads)
+
+
+def _flip_taps(ctx: GradContext, weight: str) -> str:
+    """The kernel reversed along every spatial axis: its taps, flattened, in
+    reverse order, as a MatMul with the reversal permutation. onnxruntime
+    runs a Slice with negative steps element by element: 8.0 against 1.7 ms
+    for [512, 512, 3, 3], 98 against 76 µs for [16, 120, 5, 5]. Each output
+    is one weight times 1 plus zeros, so the result is exact (a weight that
+    is not finite spreads NaN over its filter, where the step is lost anyway)."""
+    shape = ctx.static_shape(weight)
+    taps = int(np.prod(shape[2:]))
+    reversal = ctx.const(np.eye(taps)[::-1], ctx.elem_type(weight))
+    rows = ctx.op("Reshape", weight, ctx.ints([-1, taps]))
+    return ctx.op("Reshape", ctx.op("MatMul", rows, reversal), ctx.ints(list(shape)))
 
 
 def conv_transpose(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
