@@ -496,6 +496,28 @@ def test_max_pool_over_tiles_finds_the_first_argmax_without_indices(shape, k, by
     np.testing.assert_array_equal(got[1], xt.grad.numpy())
 
 
+@pytest.mark.parametrize("shape, k", [((2, 3, 8, 8), 2), ((2, 2, 9, 12), 3), ((1, 2, 4, 4), 4)])
+def test_average_pool_over_tiles_spreads_the_gradient(shape, k) -> None:
+    """Windows that tile the map: dx is g / k² repeated over each window, by a
+    nearest Resize rather than a grouped ConvTranspose."""
+    ort = pytest.importorskip("onnxruntime")
+    rng_pool = np.random.default_rng(4)
+    x = rng_pool.standard_normal(shape).astype(np.float32)
+    pooled = (*shape[:2], shape[2] // k, shape[3] // k)
+    weights = rng_pool.standard_normal(pooled).astype(np.float32)
+    pool = node("AveragePool", ["x"], "pool", kernel_shape=[k, k], strides=[k, k])
+    model = graph_model([pool, node("Mul", ["pool", "w"], "weighted"), node("ReduceSum", ["weighted"], "loss", keepdims=0)],
+                        {"x": ("N", *shape[1:]), "w": pooled}, dtype=TensorProto.FLOAT)
+    grads = add_gradients(model, "loss", ["x"])
+    kinds = [n.op_type for n in backward_nodes(model)]
+    assert "Resize" in kinds and "ConvTranspose" not in kinds
+    model.graph.output.append(helper.make_tensor_value_info(grads["x"], TensorProto.FLOAT, None))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = session.run([grads["x"]], {"x": x, "w": weights})
+    want = (weights * np.float32(1 / k**2)).repeat(k, axis=2).repeat(k, axis=3)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_missing_rule_names_op_node_and_source() -> None:
     model = graph_model([node("Erf", ["x"], "erf"), node("ReduceSum", ["erf"], "loss", keepdims=0)], {"x": (3,)})
     with pytest.raises(MissingGradient) as caught:
