@@ -249,6 +249,11 @@ def _pool_window(ctx: GradContext, node: onnx.NodeProto) -> Window:
     return _window(ctx, node, node.input[0], list(ctx.attr(node, "kernel_shape")))
 
 
+# Maps at least this large (both axes) in tiling max pools find their argmax
+# without MaxPool's Indices; on smaller ones the Indices are the faster.
+ARGMAX_BY_POSITION_FROM = 8
+
+
 def max_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     """dx = g added at the flat argmax positions MaxPool reports in Indices
     (overlapping windows add up). A node without Indices is given them,
@@ -257,7 +262,7 @@ def max_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     x, g = node.input[0], grads[0]
     if ctx.attr(node, "storage_order", 0) != 0:
         raise NotDifferentiable("the gradient needs storage_order=0")
-    if len(node.output) < 2 and _tiles(ctx, node, x) and min(_spatial(ctx, x)) >= 8:
+    if len(node.output) < 2 and _tiles(ctx, node, x) and min(_spatial(ctx, x)) >= ARGMAX_BY_POSITION_FROM:
         return [_max_pool_grad_by_position(ctx, node, x, g)]
     if len(node.output) < 2:
         indices = ctx.unique(f"{node.output[0]}/indices")
