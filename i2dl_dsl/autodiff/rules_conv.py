@@ -262,8 +262,9 @@ def max_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     x, g = node.input[0], grads[0]
     if ctx.attr(node, "storage_order", 0) != 0:
         raise NotDifferentiable("the gradient needs storage_order=0")
-    if len(node.output) < 2 and _tiles(ctx, node, x) and min(_spatial(ctx, x)) >= ARGMAX_BY_POSITION_FROM:
-        return [_max_pool_grad_by_position(ctx, node, x, g)]
+    w = _pool_window(ctx, node)
+    if len(node.output) < 2 and _tiles(ctx, w, x) and min(_spatial(ctx, x)) >= ARGMAX_BY_POSITION_FROM:
+        return [_max_pool_grad_by_position(ctx, node, w, x, g)]
     if len(node.output) < 2:
         indices = ctx.unique(f"{node.output[0]}/indices")
         node.output.append(indices)  # the forward node now also reports its argmax
@@ -273,19 +274,17 @@ def max_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     # Windows that do not overlap never pick one position twice: a plain
     # scatter, which onnxruntime runs faster than one that adds (155 against
     # 260 µs for [64, 32, 8, 8] in 2×2 windows).
-    w = _pool_window(ctx, node)
     apart = all(s >= w.span(i) for i, s in enumerate(w.strides))
     summed = ctx.op("ScatterElements", zeros, ctx.op("Reshape", node.output[1], flat), ctx.op("Reshape", g, flat),
                     axis=0, reduction="none" if apart else "add")
     return [ctx.reshape_like(summed, x)]
 
 
-def _tiles(ctx: GradContext, node: onnx.NodeProto, x: str) -> bool:
+def _tiles(ctx: GradContext, w: Window, x: str) -> bool:
     """A 2-D float32 pool whose windows tile the map exactly: stride = kernel,
     no padding or dilation, sizes divisible by the kernel. Its gradient can
     spread values over the windows with a nearest Resize (`_spread`;
     onnxruntime's CPU Resize has no float64 kernel)."""
-    w = _pool_window(ctx, node)
     sizes = _spatial(ctx, x)
     return (len(sizes) == 2 and w.strides == w.kernel and set(w.dilations) == {1} and not any(w.begin + w.end)
             and all(n % k == 0 for n, k in zip(sizes, w.kernel)) and ctx.elem_type(x) == onnx.TensorProto.FLOAT)
@@ -297,7 +296,7 @@ def _spread(ctx: GradContext, t: str, w: Window) -> str:
                   coordinate_transformation_mode="asymmetric", nearest_mode="floor")
 
 
-def _max_pool_grad_by_position(ctx: GradContext, node: onnx.NodeProto, x: str, g: str) -> str:
+def _max_pool_grad_by_position(ctx: GradContext, node: onnx.NodeProto, w: Window, x: str, g: str) -> str:
     """The argmax of each window found from the pooled maximum: the positions
     where x equals it, ranked so that the earliest ranks highest, and a
     MaxPool of the ranks picks the first, as PyTorch and MaxPool's Indices
@@ -307,7 +306,6 @@ def _max_pool_grad_by_position(ctx: GradContext, node: onnx.NodeProto, x: str, g
     ms for [64, 32, 8, 8], 3.2 against 4.7 ms for [64, 16, 32, 32], 18
     against 25 ms for [8, 64, 112, 112]; but 0.48 against 0.39 ms for
     [64, 64, 4, 4])."""
-    w = _pool_window(ctx, node)
     sizes, f32 = _spatial(ctx, x), onnx.TensorProto.FLOAT
     size = int(np.prod(sizes))
     hits = ctx.op("Cast", ctx.op("Equal", x, _spread(ctx, node.output[0], w)), to=f32)
@@ -334,7 +332,7 @@ def average_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     [64, 16, 5, 5] → 10×10)."""
     x, g = node.input[0], grads[0]
     w = _pool_window(ctx, node)
-    if _tiles(ctx, node, x):
+    if _tiles(ctx, w, x):
         return [_spread(ctx, ctx.op("Mul", g, ctx.const(1.0 / int(np.prod(w.kernel)))), w)]
     sizes, out = _spatial(ctx, x), _spatial(ctx, node.output[0])
     count = np.ones(out)

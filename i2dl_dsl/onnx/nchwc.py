@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+from collections.abc import Callable
 
 import numpy as np
 import onnx
@@ -238,7 +239,8 @@ class _Rewrite:
             self.reordered[t] = self.padded_into(t, channels, 1, 4, reorder, base)
         return self.reordered[t]
 
-    def padded_into(self, t: str, size: int | None, axis: int, multiple: int, consume, base: str) -> str:
+    def padded_into(self, t: str, size: int | None, axis: int, multiple: int, consume: Callable[[str], str],
+                    base: str) -> str:
         """consume(t), with `axis` of t zero-padded to a multiple of B first
         unless its size is a multiple of `multiple`. A size known only at run
         time (None: the batch, as channels of a weight gradient) is tested
@@ -256,7 +258,7 @@ class _Rewrite:
         return self.op("If", [aligned], base, then_branch=self.branch(lambda: consume(t), f"{base}_as_is"),
                        else_branch=self.branch(lambda: consume(padded()), f"{base}_padded_first"))
 
-    def branch(self, build, base: str) -> onnx.GraphProto:
+    def branch(self, build: Callable[[], str], base: str) -> onnx.GraphProto:
         """A subgraph of the nodes `build` makes; its output is build's result."""
         outer, self.nodes = self.nodes, []
         out = build()
