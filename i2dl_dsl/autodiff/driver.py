@@ -50,7 +50,8 @@ def add_gradients(model: onnx.ModelProto, loss: str, wrt: list[str], blocked_con
     an op on the path from w to the loss has no rule.
 
     The forward graph is changed only where the backward pass needs it:
-    unnamed nodes get names, and a MaxPool without its Indices output gets one.
+    unnamed nodes get names, and a MaxPool without its Indices output gets
+    one where its gradient reads them.
 
     `blocked_convs`: the graph will run with its convolutions on
     onnxruntime's blocked CPU kernels (`onnx/nchwc.py`); the rules then pick

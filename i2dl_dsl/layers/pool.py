@@ -56,8 +56,8 @@ class MaxPool(_Pool):
     doc = "max pooling (PyTorch MaxPool2d)"
 
     def lower(self, g, inputs):
-        # The same node in training: the gradient rule gives it the Indices
-        # output the backward pass reads (rules_conv.max_pool).
+        # The same node in training: the gradient rule gives it an Indices
+        # output where the backward pass reads one (rules_conv.max_pool).
         return g.op("MaxPool", inputs, **self.pool_attrs(g))
 
 
