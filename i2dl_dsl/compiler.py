@@ -63,5 +63,4 @@ def check(path: str | Path, params: dict[str, Any] | None = None) -> CheckedNetw
     # built are still worth checking: independent mistakes are all reported.
     analysis = analyse(graph, diags)
     diags.raise_if_errors()
-    graph.graph["train"] = train
     return CheckedNetwork(graph.graph["network"], str(path), graph, analysis, train, tuple(diags.warnings))

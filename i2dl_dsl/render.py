@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .diagnostics import UserError
+from .elaborate import layer_node
 from .files import write_for_user
 
 if TYPE_CHECKING:
@@ -237,10 +238,11 @@ def _local(name: str, clusters: tuple[str, ...]) -> str:
 
 
 def _layer_box(net: "CheckedNetwork", node: str, groups: dict[str, str]) -> _Box:
-    layer = net.graph.nodes[node]["layer"]
+    record = layer_node(net.graph, node)
+    layer = record.layer
     clusters = _clusters_of(node, groups)
     params = net.analysis.layer_params(node)
-    if not net.graph.nodes[node]["inputs"]:  # the network's input
+    if not record.inputs:  # the network's input
         label = _label(node, "", [_shape_text(net.analysis.shapes[node])])
     else:
         label = _label(layer.kind, layer.describe(), [_local(node, clusters), _params_text(params)])
@@ -270,7 +272,7 @@ def _edges(net: "CheckedNetwork", owner: dict[str, str]) -> list[tuple[str, str,
     seen: set[tuple[str, str, tuple[int, ...]]] = set()
     edges = []
     for node in net.analysis.order:
-        for source in net.graph.nodes[node]["inputs"]:
+        for source in layer_node(net.graph, node).inputs:
             edge = (owner[source], owner[node], tuple(net.analysis.shapes[source]))
             if edge[0] != edge[1] and edge not in seen:
                 seen.add(edge)

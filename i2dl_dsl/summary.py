@@ -10,6 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from .compiler import CheckedNetwork
+from .elaborate import layer_node
 from .layers.base import ReceptiveField, Shape, fmt_shape
 from .names import within_any
 
@@ -39,7 +40,7 @@ def rows(net: CheckedNetwork, depth: int | None = None) -> list[Row]:
             out[-1] = Row(last.name, last.type, a.shapes[node], last.params + params, last.macs + macs, a.fields[node])
             continue
         current_key = key
-        kind = groups.get(key, "block") if key is not None else graph.nodes[node]["layer"].kind
+        kind = groups.get(key, "block") if key is not None else layer_node(graph, node).layer.kind
         out.append(Row(key or node, kind, a.shapes[node], params, macs, a.fields[node]))
     return out
 

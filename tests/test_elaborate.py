@@ -10,6 +10,7 @@ import pytest
 
 from i2dl_dsl.compiler import check
 from i2dl_dsl.diagnostics import CompileError
+from i2dl_dsl.elaborate import layer_node
 from nets import BASIC_BLOCK
 
 
@@ -29,11 +30,11 @@ def names(net) -> list[str]:
 
 
 def kinds(net) -> dict[str, str]:
-    return {n: net.graph.nodes[n]["layer"].kind for n in names(net)}
+    return {n: layer_node(net.graph, n).layer.kind for n in names(net)}
 
 
 def reads(net, node: str) -> tuple[str, ...]:
-    return tuple(net.graph.nodes[node]["inputs"])
+    return layer_node(net.graph, node).inputs
 
 
 # ----------------------------------------------------------------- labels

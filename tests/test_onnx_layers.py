@@ -22,6 +22,7 @@ import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper, shape_inference  # noqa: E402
 
 from i2dl_dsl.compiler import check  # noqa: E402
+from i2dl_dsl.elaborate import layer_node  # noqa: E402
 from i2dl_dsl.onnx.export import DEFAULT_OPSET, parameter_shapes, to_onnx  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
 from helpers import random_weights  # noqa: E402
@@ -346,5 +347,5 @@ def test_every_layer_kind_is_covered(tmp_path):
     kinds = set()
     for case in CASES:
         net = compiled(tmp_path, case)
-        kinds |= {net.graph.nodes[n]["layer"].kind for n in net.analysis.order if n != net.input}
+        kinds |= {layer_node(net.graph, n).layer.kind for n in net.analysis.order if n != net.input}
     assert set(REGISTRY) - kinds == set()

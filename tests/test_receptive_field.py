@@ -27,6 +27,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from i2dl_dsl.compiler import check  # noqa: E402
+from i2dl_dsl.elaborate import layer_node  # noqa: E402
 
 D = 12  # probed units per axis; divisible by the upsampling factors used below
 
@@ -92,10 +93,10 @@ def _layer(kind: str, a, inputs: list):
 def oracle_outputs(net, x) -> dict[str, "torch.Tensor"]:
     values = {}
     for node in net.analysis.order:
-        data = net.graph.nodes[node]
-        layer = data["layer"]
+        record = layer_node(net.graph, node)
+        layer = record.layer
         values[node] = x if layer.kind == "input" else \
-            _layer(layer.kind, layer.a, [values[s] for s in data["inputs"]])
+            _layer(layer.kind, layer.a, [values[s] for s in record.inputs])
     return values
 
 

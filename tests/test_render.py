@@ -17,6 +17,7 @@ from i2dl_dsl import files, render
 from i2dl_dsl.cli.compile import main
 from i2dl_dsl.compiler import check
 from i2dl_dsl.diagnostics import UserError
+from i2dl_dsl.elaborate import layer_node
 from nets import BASIC_BLOCK
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,9 +111,9 @@ def _assert_every_layer_drawn(net, svg_path: Path) -> None:
     nodes = _groups(_svg(svg_path), "node")
     assert set(nodes) == set(net.analysis.order) | {render.OUTPUT_NODE}
     for name in net.analysis.order:
-        layer = net.graph.nodes[name]["layer"]
+        layer = layer_node(net.graph, name).layer
         shown = name.rsplit(".", 1)[-1]
-        assert shown in nodes[name] and (layer.kind in nodes[name] or not net.graph.nodes[name]["inputs"])
+        assert shown in nodes[name] and (layer.kind in nodes[name] or not layer_node(net.graph, name).inputs)
 
 
 # ----------------------------------------------------------------- every model
@@ -137,7 +138,7 @@ def test_small_net_draws_every_layer(name, small, tmp_path):
 def test_label_shows_kind_arguments_and_params(small, tmp_path):
     net = small("residual")
     nodes = _groups(_svg(render.draw(net, tmp_path / "net.svg")), "node")
-    conv = net.graph.nodes["layer2.0.conv1"]["layer"]
+    conv = layer_node(net.graph, "layer2.0.conv1").layer
     text = nodes["layer2.0.conv1"]
     assert conv.describe() in text
     assert f"{render.count_text(net.analysis.layer_params('layer2.0.conv1'))} params" in text
@@ -165,7 +166,7 @@ def test_colour_comes_from_the_family(small, tmp_path):
     net = small("residual")
     fills = _fills(_svg(render.draw(net, tmp_path / "net.svg")))
     for name in net.analysis.order:
-        family = net.graph.nodes[name]["layer"].family
+        family = layer_node(net.graph, name).layer.family
         assert fills[name] == render.FAMILY_COLOURS.get(family, render.OTHER_COLOURS)[0]
     assert len({fills["stem.0"], fills["stem.1"], fills["layer1.0.add1"]}) == 3
 

@@ -9,6 +9,7 @@ import pytest
 from i2dl_dsl import summary
 from i2dl_dsl.cli.compile import main as compile_main
 from i2dl_dsl.compiler import check
+from i2dl_dsl.elaborate import layer_node
 from nets import BASIC_BLOCK
 
 RESNET = BASIC_BLOCK + """
@@ -42,7 +43,7 @@ def net(tmp_path):
 def test_rows_without_depth_list_every_layer_in_order(net):
     rows = summary.rows(net)
     assert [r.name for r in rows] == net.analysis.order
-    assert [r.type for r in rows] == [net.graph.nodes[n]["layer"].kind for n in net.analysis.order]
+    assert [r.type for r in rows] == [layer_node(net.graph, n).layer.kind for n in net.analysis.order]
     assert rows[0].name == "x" and rows[0].type == "input" and rows[0].output_shape == (3, 16, 16)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from ..diagnostics import Diagnostics
+from ..elaborate import layer_node
 from ..layers.base import ReceptiveField, Shape
 from . import counts, memory
 from .receptive_field import receptive_fields
@@ -62,6 +63,6 @@ def analyse(graph: nx.DiGraph, diags: Diagnostics) -> Analysis:
     if not diags.errors and result.total_params > MAX_PARAMS:
         largest = max(order, key=result.layer_params)
         diags.error(f"the network has {result.total_params:,} parameters, more than {MAX_PARAMS:,}",
-                    graph.nodes[largest]["span"],
+                    layer_node(graph, largest).span,
                     f"the largest layer is '{largest}' with {result.layer_params(largest):,}; check its sizes")
     return result

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import networkx as nx
 
+from ..elaborate import layer_node
 from ..layers.base import Shape, numel
 
 
 def _per_layer(graph: nx.DiGraph, shapes: dict[str, Shape | None], method: str) -> dict[str, object]:
     out = {}
-    for node, data in graph.nodes(data=True):
-        shape = shapes.get(node)
+    for name in graph.nodes:
+        shape = shapes.get(name)
         if shape is None:
             continue
-        inputs = [shapes[s] for s in data["inputs"]]
-        out[node] = getattr(data["layer"], method)(inputs, shape)
+        node = layer_node(graph, name)
+        inputs = [shapes[s] for s in node.inputs]
+        out[name] = getattr(node.layer, method)(inputs, shape)
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from ..elaborate import layer_node
 from ..layers.base import numel
 
 BYTES = 4
@@ -23,7 +24,7 @@ def inference_peak_elements(graph: nx.DiGraph, order: list[str], shapes) -> int:
     the network's output) is dropped as soon as it is computed."""
     last_use = {node: index for index, node in enumerate(order)}
     for index, node in enumerate(order):
-        for source in graph.nodes[node]["inputs"]:
+        for source in layer_node(graph, node).inputs:
             last_use[source] = index
     output = graph.graph.get("output")
     if output in last_use:

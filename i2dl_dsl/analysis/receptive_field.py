@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import networkx as nx
 
+from ..elaborate import layer_node
 from ..layers.base import ReceptiveField
 
 
 def receptive_fields(graph: nx.DiGraph, order: list[str], shapes) -> dict[str, ReceptiveField | None]:
     fields: dict[str, ReceptiveField | None] = {}
-    for node in order:
-        data = graph.nodes[node]
-        shape = shapes.get(node)
+    for name in order:
+        shape = shapes.get(name)
         if shape is None:
-            fields[node] = None
+            fields[name] = None
             continue
-        inputs = [shapes[s] for s in data["inputs"]]
-        fields[node] = data["layer"].receptive_field([fields[s] for s in data["inputs"]], inputs, shape)
+        node = layer_node(graph, name)
+        inputs = [shapes[s] for s in node.inputs]
+        fields[name] = node.layer.receptive_field([fields[s] for s in node.inputs], inputs, shape)
     return fields

@@ -10,6 +10,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..diagnostics import Diagnostic, Diagnostics, UserError
+from ..elaborate import layer_node
 from ..layers.base import MAX_INT, Shape, fmt_shape, numel
 
 MAX_ELEMENTS = 2**31 - 1  # per sample and tensor; larger is surely a typo
@@ -18,35 +19,35 @@ MAX_ELEMENTS = 2**31 - 1  # per sample and tensor; larger is surely a typo
 def infer_shapes(graph: nx.DiGraph, order: list[str], diags: Diagnostics) -> dict[str, Shape | None]:
     shapes: dict[str, Shape | None] = {}
     reported: set[tuple] = set()
-    for node in order:
-        data = graph.nodes[node]
-        inputs = [shapes.get(source) for source in data["inputs"]]
+    for name in order:
+        node = layer_node(graph, name)
+        inputs = [shapes.get(source) for source in node.inputs]
         if any(shape is None for shape in inputs):
-            shapes[node] = None
+            shapes[name] = None
             continue
         try:
-            shape = data["layer"].infer(inputs)
+            shape = node.layer.infer(inputs)
             _check_size(shape)
-            shapes[node] = shape
+            shapes[name] = shape
         except UserError as exc:
-            shapes[node] = None
-            key = (data["span"], exc.message)
+            shapes[name] = None
+            key = (node.span, exc.message)
             if key not in reported:
                 reported.add(key)
-                diags.add(layer_error(graph, node, exc))
+                diags.add(layer_error(graph, name, exc))
     return shapes
 
 
 def layer_error(graph: nx.DiGraph, node: str, exc: UserError) -> Diagnostic:
     """A layer's error at its span, prefixed by its kind and name, with a
     note for the block instance it sits in."""
-    data = graph.nodes[node]
-    kind = data["layer"].kind
+    record = layer_node(graph, node)
     notes = ()
-    if data["trail"]:
-        instance, call_span = data["trail"][-1]
+    if record.trail:
+        instance, call_span = record.trail[-1]
         notes = (Diagnostic("note", f"in '{instance}', instantiated here", call_span),)
-    return Diagnostic("error", f"{kind} '{node}' {exc.message}", exc.span or data["span"], exc.hints, notes)
+    return Diagnostic("error", f"{record.layer.kind} '{node}' {exc.message}", exc.span or record.span, exc.hints,
+                      notes)
 
 
 def _check_size(shape: Shape) -> None:

@@ -10,10 +10,9 @@ class Input(Layer):
     family = "io"
     inputs = 0
 
-    def __init__(self, shape: Shape, time_axis: bool):
+    def __init__(self, shape: Shape):
         super().__init__({})  # type: ignore[arg-type]
         self.shape = shape
-        self.time_axis = time_axis
 
     def infer(self, inputs: list[Shape]) -> Shape:
         return self.shape

@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
+from ..elaborate import layer_node
 from ..files import temporary_beside
 from .builder import BATCH, GraphBuilder, LayerBuilder
 from .init import initializer
@@ -71,17 +72,16 @@ def _lower_layers(net: CheckedNetwork, builder: GraphBuilder) -> dict[str, str]:
     tensors = {net.input: net.input}
     builder._names.add(net.input)
     for node in a.order:
-        data = graph.nodes[node]
-        if not data["inputs"]:
+        record = layer_node(graph, node)
+        if not record.inputs:
             continue
-        span = data["span"]
-        layer = data["layer"]
+        span, layer = record.span, record.layer
         doc = f"{span.path}:{span.line}:{span.col}: {layer.kind}({layer.describe()})"
-        view = LayerBuilder(builder, node, doc, [a.shapes[s] for s in data["inputs"]], a.shapes[node],
+        view = LayerBuilder(builder, node, doc, [a.shapes[s] for s in record.inputs], a.shapes[node],
                             {**a.params.get(node, {}), **a.buffers.get(node, {})},
                             where=f"{Path(span.path).name}:{span.line}:{span.col}")
         first = len(builder.nodes)
-        out = layer.lower(view, [tensors[s] for s in data["inputs"]])
+        out = layer.lower(view, [tensors[s] for s in record.inputs])
         tensors[node] = _name_output(builder, first, out, node, doc)
         builder.declare(node, a.shapes[node])
     return tensors

@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..elaborate import layer_node
+
 SCHEMES = ("he", "xavier", "gaussian")
 
 
@@ -42,7 +44,7 @@ def initializer(graph, scheme: str, seed: int) -> Callable[[str, str, tuple[int,
 
     def init(layer: str, suffix: str, shape: tuple[int, ...]) -> np.ndarray:
         rng = generator(seed, f"{layer}.{suffix}")
-        value = graph.nodes[layer]["layer"].initial_value(suffix, shape, scheme, rng)
+        value = layer_node(graph, layer).layer.initial_value(suffix, shape, scheme, rng)
         if value is None:
             value = default_value(suffix, shape, scheme, rng)
         return np.asarray(value, dtype=np.float32).reshape(shape)
