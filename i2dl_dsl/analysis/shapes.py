@@ -11,6 +11,7 @@ import networkx as nx
 
 from ..diagnostics import Diagnostic, Diagnostics, UserError
 from ..elaborate import layer_node
+from ..elaborate.report import instance_note
 from ..layers.base import MAX_INT, Shape, fmt_shape, numel
 
 MAX_ELEMENTS = 2**31 - 1  # per sample and tensor; larger is surely a typo
@@ -42,12 +43,8 @@ def layer_error(graph: nx.DiGraph, node: str, exc: UserError) -> Diagnostic:
     """A layer's error at its span, prefixed by its kind and name, with a
     note for the block instance it sits in."""
     record = layer_node(graph, node)
-    notes = ()
-    if record.trail:
-        instance, call_span = record.trail[-1]
-        notes = (Diagnostic("note", f"in '{instance}', instantiated here", call_span),)
     return Diagnostic("error", f"{record.layer.kind} '{node}' {exc.message}", exc.span or record.span, exc.hints,
-                      notes)
+                      instance_note(record.trail))
 
 
 def _check_size(shape: Shape) -> None:

@@ -11,7 +11,7 @@ import networkx as nx
 from ..diagnostics import Span, UserError, did_you_mean
 from ..layers import REGISTRY, Layer
 from ..layers.base import Args
-from ..layers.merge import Merge, closing_merge
+from ..layers.merge import closing_merge
 from ..syntax import ast
 from ..values import bind
 from .node import LayerNode, add_layer_node
@@ -34,7 +34,7 @@ class GraphBuilder:
               first: bool) -> str | None:
         """The node of a layer call reading `current` (merges: also the tensors they name)."""
         cls = REGISTRY[call.name]
-        if issubclass(cls, Merge):
+        if cls.inputs is None:  # a merge
             return self._merge(cls, call, scope, current, local, first)
         args = self._bind(cls, call.args, scope.env, call.span)
         if current is None:
@@ -58,7 +58,7 @@ class GraphBuilder:
         add_layer_node(self.graph, LayerNode(name, layer, inputs, span, self.reporter.trail))
         return name
 
-    def _merge(self, cls: type[Merge], call: ast.Call, scope: Scope, current: str | None, local: str | None,
+    def _merge(self, cls: type[Layer], call: ast.Call, scope: Scope, current: str | None, local: str | None,
                first: bool) -> str | None:
         # Positional arguments name the tensors joined; keyword arguments, where
         # the merge declares any, are its own.

@@ -7,10 +7,19 @@ instance is one mistake, shown with a note for the instance that showed it.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Iterator, NoReturn
 
 from ..diagnostics import Diagnostic, Diagnostics, Span, UserError
 from .node import Trail
+
+
+def instance_note(trail: Trail) -> tuple[Diagnostic, ...]:
+    """The note naming the innermost block instance a mistake showed in."""
+    if not trail:
+        return ()
+    instance, call_span = trail[-1]
+    return (Diagnostic("note", f"in '{instance}', instantiated here", call_span),)
 
 
 class Skip(Exception):
@@ -52,12 +61,7 @@ class Reporter:
         if key in self._reported:
             return
         self._reported.add(key)
-        if self._trail:
-            instance, call_span = self._trail[-1]
-            note = Diagnostic("note", f"in '{instance}', instantiated here", call_span)
-            diagnostic = Diagnostic(diagnostic.severity, diagnostic.message, diagnostic.span, diagnostic.hints,
-                                    (*diagnostic.notes, note))
-        self.diags.add(diagnostic)
+        self.diags.add(replace(diagnostic, notes=(*diagnostic.notes, *instance_note(self.trail))))
 
     def fail(self, message: str, span: Span, *hints: str) -> NoReturn:
         """Report an error and abandon the current element of the chain."""

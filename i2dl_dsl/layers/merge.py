@@ -101,7 +101,7 @@ class Concat(Merge):
 
 def merge_kinds() -> list[str]:
     """The registered merges, in registry order: what hints offer."""
-    return [kind for kind, cls in REGISTRY.items() if issubclass(cls, Merge)]
+    return [kind for kind, cls in REGISTRY.items() if cls.inputs is None]
 
 
 def closing_merge(block: str) -> type[Merge]:
