@@ -148,13 +148,15 @@ def batch_norm(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     mean = node.output[1] if reuse else ctx.op("ReduceMean", [x, axes], keepdims=0)
     centred = _per_channel(ctx, x, None, ctx.op("Neg", [mean]))
     variance = node.output[2] if reuse else ctx.op("ReduceMean", [ctx.op("Mul", [centred, centred]), axes], keepdims=0)
-    inv_std = ctx.op("Reciprocal", [ctx.op("Sqrt", [ctx.op("Add", [variance, ctx.const(ctx.attr(node, "epsilon", 1e-5))])])])
+    epsilon = ctx.const(ctx.attr(node, "epsilon", 1e-5))
+    inv_std = ctx.op("Reciprocal", [ctx.op("Sqrt", [ctx.op("Add", [variance, epsilon])])])
     count = ctx.op("Div", [ctx.op("Cast", [ctx.op("Size", [x])], to=ctx.float_type),
                    ctx.op("Cast", [ctx.op("Size", [scale])], to=ctx.float_type)])
     sum_g = ctx.op("ReduceSum", [g, axes], keepdims=0)
     d_scale = ctx.op("Mul", [ctx.op("ReduceSum", [ctx.op("Mul", [g, centred]), axes], keepdims=0), inv_std])  # Σ g·x̂
     a = ctx.op("Mul", [scale, inv_std])  # γ·s
-    b = ctx.op("Neg", [ctx.op("Div", [ctx.op("Mul", [ctx.op("Mul", [a, inv_std]), d_scale]), count])])  # -γ·s·mean(g·x̂)·s
+    # b = -γ·s·mean(g·x̂)·s
+    b = ctx.op("Neg", [ctx.op("Div", [ctx.op("Mul", [ctx.op("Mul", [a, inv_std]), d_scale]), count])])
     c = ctx.op("Neg", [ctx.op("Div", [ctx.op("Mul", [a, sum_g]), count])])  # -γ·s·mean(g)
     dx = ctx.op("Add", [_per_channel(ctx, g, a, c), _per_channel(ctx, centred, b, None)])
     return [dx, ctx.op("Reshape", [d_scale, flat]), ctx.op("Reshape", [sum_g, flat])] + [None] * (len(node.input) - 3)
