@@ -15,6 +15,7 @@ import onnx
 from onnx import helper
 
 from ..diagnostics import Span, UserError
+from ..names import fresh
 from .context import GradContext, NotDifferentiable
 from .rules import RULES
 
@@ -95,10 +96,7 @@ def _name_nodes(graph: onnx.GraphProto) -> None:
     taken = {n.name for n in graph.node}
     for index, node in enumerate(graph.node):
         if not node.name:
-            node.name = f"{node.op_type}_{index}"
-            while node.name in taken:
-                node.name += "_"
-            taken.add(node.name)
+            node.name = fresh(f"{node.op_type}_{index}", taken)
 
 
 def _between(graph: onnx.GraphProto, ctx: GradContext, wrt: set[str], loss: str) -> set[str]:
