@@ -22,6 +22,13 @@ proto helpers at the bottom of this file.
   line. One output takes the node's name; several are `<node>:<i>`.
 - A constant is an initializer named `<scope>/<hint>`.
 - `at(scope, doc)` moves a builder on to name later nodes after another scope.
+
+What builds on it: `LayerBuilder` (a layer's nodes, `<layer>/<op> @file.net:
+line:col`, and its parameters via `g.param`); `GradContext` (nodes
+`grad/<forward node>/<op>`, each type-inferred as it is built so that
+`ctx.shape(t)` is known, `shape=` to override it, small constants shared,
+and `ints`, `shape_of`, `reshape_like`, `expand_like`, `zeros`); the NCHWc
+rewrite (`<conv>/nchwc/<op>`).
 """
 
 from __future__ import annotations
