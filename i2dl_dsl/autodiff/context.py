@@ -1,8 +1,10 @@
 """What a gradient rule sees: node making, constants, shapes and attributes.
 
-Every node a rule makes is type-checked by ONNX shape inference as it is
-built, so a rule that wires a node wrongly fails at the line that built it,
-and the driver knows the shape of every gradient it has to un-broadcast.
+`GradContext` is the graph builder of `onnx/graph.py` (`ctx.op("Mul", [a,
+b])`, `ctx.const(0.5)`) with what rules need besides: every node a rule
+makes is type-checked by ONNX shape inference as it is built, so a rule
+that wires a node wrongly fails at the line that built it, and the driver
+knows the shape of every gradient it has to un-broadcast.
 """
 
 from __future__ import annotations
@@ -13,69 +15,51 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..names import fresh
-
-Dim = int | str | None  # a static size, a symbolic one ('N'), or unknown
-Shape = tuple[Dim, ...]
-
-FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+from ..onnx.graph import FLOAT_TYPES, Builder, Dim, Graph, Shape, attr, shape_of, tensor_types
 
 
 class NotDifferentiable(Exception):
     """A rule cannot differentiate a node as it is configured; the message says why."""
 
 
-def _shape_of(type_proto: onnx.TypeProto) -> Shape | None:
-    tensor = type_proto.tensor_type
-    if not tensor.HasField("shape"):
-        return None
-    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+class GradContext(Builder):
+    """Types of every tensor, the constants of the graph, and the new nodes
+    (`graph.nodes`) and constants (`graph.initializers`) of the backward pass."""
 
-
-class GradContext:
-    """Types of every tensor, the constants of the graph, and the new nodes."""
+    attr = staticmethod(attr)  # rules read attributes as `ctx.attr(node, name, default)`
 
     def __init__(self, model: onnx.ModelProto, blocked_convs: bool = False):
+        super().__init__(Graph(), "grad/loss")
         self.model = model
         # The graph will run on onnxruntime's blocked (NCHWc) CPU convolutions,
         # which make Conv the fastest form of most convolution gradients.
         self.blocked_convs = blocked_convs
-        self.float_type = TensorProto.FLOAT  # the driver sets the loss's element type
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 21)
-        self.types: dict[str, onnx.TypeProto] = {}
         self.consts: dict[str, TensorProto] = {}  # initializers and Constant outputs, forward and new
-        self.nodes: list[onnx.NodeProto] = []  # the backward nodes, in order
-        self.new_consts: dict[str, TensorProto] = {}
-        self.names: set[str] = set()
         self.made: set[str] = set()  # outputs of the backward nodes
         self._small: dict[tuple, str] = {}
-        self.label, self.doc = "loss", ""  # names and doc_string for the nodes made now
-        self._collect(model)
+        self.types = self._collect(model)
 
-    def _collect(self, model: onnx.ModelProto) -> None:
+    def _collect(self, model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
         try:  # fills value_info gaps; a graph it cannot fully infer keeps what it has
             inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True).graph
         except Exception:  # noqa: BLE001 - inference is a best effort here
             inferred = model.graph
-        for graph in (inferred, model.graph):
-            for info in (*graph.value_info, *graph.input, *graph.output):
-                if info.type.HasField("tensor_type") and info.name not in self.types:
-                    self.types[info.name] = info.type
-        for tensor in model.graph.initializer:
-            self.consts[tensor.name] = tensor
-            self.types[tensor.name] = helper.make_tensor_type_proto(tensor.data_type, list(tensor.dims))
+        types = tensor_types(inferred, model.graph)
+        self.consts.update((tensor.name, tensor) for tensor in model.graph.initializer)
         for node in model.graph.node:
-            self.names.update(node.output)
-            self.names.add(node.name)
+            self.graph.names.update(node.output)
+            self.graph.names.add(node.name)
             if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
                 self.consts[node.output[0]] = node.attribute[0].t
-        self.names.update(self.types)
+        self.graph.names.update(types)
+        return types
 
     # --- what rules ask about tensors -------------------------------------------------
 
     def shape(self, name: str) -> Shape | None:
         """The shape of a tensor: ints, symbols ('N') or None per axis; None if unknown."""
-        return _shape_of(self.types[name]) if name in self.types else None
+        return shape_of(self.types[name]) if name in self.types else None
 
     def static_shape(self, name: str) -> tuple[int, ...]:
         """The shape, which must be fully known (rules that need sizes use this)."""
@@ -101,61 +85,40 @@ class GradContext:
         """The value of a constant tensor (initializer or Constant output), else None."""
         return numpy_helper.to_array(self.consts[name]) if name in self.consts else None
 
-    @staticmethod
-    def attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-        for attribute in node.attribute:
-            if attribute.name == name:
-                value = helper.get_attribute_value(attribute)
-                return value.decode() if isinstance(value, bytes) else value
-        return default
-
     # --- making things -----------------------------------------------------------------
 
     def at(self, label: str, doc: str = "") -> None:
         """Name the nodes made from now on `grad/<label>/<op>`, with this doc_string."""
-        self.label, self.doc = label, doc
+        super().at(f"grad/{label}", doc)
 
-    def unique(self, base: str) -> str:
-        return fresh(base, self.names)
-
-    def const(self, value: Any, dtype: int | None = None) -> str:
-        """A constant initializer; float values take the gradient's element type."""
-        dtype = dtype or self.float_type
-        array = np.asarray(value, dtype=helper.tensor_dtype_to_np_dtype(dtype))
-        key = (dtype, array.shape, array.tobytes())
-        if array.size <= 16 and key in self._small:  # one initializer per small constant
+    def constant(self, array: np.ndarray, hint: str = "const") -> str:
+        """As `Builder.constant`; a small constant is made once and shared."""
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if array.size <= 16 and key in self._small:
             return self._small[key]
-        name = self._small[key] = self.unique(f"grad/{self.label}/const")
-        tensor = numpy_helper.from_array(array, name)
-        self.consts[name] = self.new_consts[name] = tensor
-        self.types[name] = helper.make_tensor_type_proto(dtype, list(array.shape))
+        name = super().constant(array, hint)
+        if array.size <= 16:
+            self._small[key] = name
+        self.consts[name] = self.graph.initializers[name]
+        self.types[name] = helper.make_tensor_type_proto(self.consts[name].data_type, list(array.shape))
         return name
 
     def ints(self, values: Sequence[int]) -> str:
         """An int64 vector constant (axes, shapes, pads)."""
         return self.const(list(values), TensorProto.INT64)
 
-    def op(self, op_type: str, *inputs: str, shape: Sequence[Dim] | None = None, **attrs: Any) -> str:
-        """One new node with one output; `shape` overrides what inference found."""
-        out = self.ops(op_type, list(inputs), 1, **attrs)[0]
+    def op(self, op_type: str, inputs: list[str], outputs: int = 1, output_names: list[str] | None = None,
+           domain: str = "", shape: Sequence[Dim] | None = None, **attrs: Any) -> str | list[str]:
+        """`Builder.op`; `shape` overrides what inference found for a single output."""
+        out = super().op(op_type, inputs, outputs, output_names, domain, **attrs)
         if shape is not None:
             elem = self.types[out].tensor_type.elem_type
             self.types[out] = helper.make_tensor_type_proto(elem, list(shape))
         return out
 
-    def ops(self, op_type: str, inputs: list[str], outputs: int, **attrs: Any) -> list[str]:
-        """One new node named `grad/<forward node>/<op>`, with the forward node's doc_string."""
-        node_name = self.unique(f"grad/{self.label}/{op_type}")
-        names = [node_name] if outputs == 1 else [self.unique(f"{node_name}:{i}") for i in range(outputs)]
-        node = helper.make_node(op_type, inputs, names, name=node_name, doc_string=self.doc,
-                                **{k: v for k, v in attrs.items() if v is not None})
-        self._infer(node)
-        self.nodes.append(node)
-        self.made.update(names)
-        return names
-
-    def _infer(self, node: onnx.NodeProto) -> None:
-        schema = onnx.defs.get_schema(node.op_type, self.opset, "")
+    def _added(self, node: onnx.NodeProto) -> None:
+        """Infer the new node's output types now, so a mis-wired rule fails here."""
+        schema = onnx.defs.get_schema(node.op_type, self.opset, node.domain)
         types = {i: self.types.get(i) or helper.make_tensor_type_proto(self.float_type, None)
                  for i in node.input if i}
         data = {i: self.consts[i] for i in node.input if i in self.consts
@@ -168,6 +131,7 @@ class GradContext:
             raise ValueError(f"gradient node {node.name} ({node.op_type}) is ill-formed: {exc}") from exc
         for out in node.output:
             self.types[out] = inferred.get(out) or helper.make_tensor_type_proto(self.float_type, None)
+        self.made.update(node.output)
 
     # --- shape-aware helpers: static constants where sizes are known, Shape ops where not ---
 
@@ -176,26 +140,26 @@ class GradContext:
         shape = self.shape(name)
         if shape is not None and all(isinstance(d, int) for d in shape):
             return self.ints(shape)
-        return self.op("Shape", name)
+        return self.op("Shape", [name])
 
     def reshape_like(self, grad: str, like: str) -> str:
         """Reshape `grad` to the shape of `like`; one symbolic axis becomes -1."""
         shape = self.shape(like)
         if shape is None:
-            return self.op("Reshape", grad, self.op("Shape", like))
+            return self.op("Reshape", [grad, self.op("Shape", [like])])
         unknown = [i for i, d in enumerate(shape) if not isinstance(d, int)]
         target = self.ints([-1 if i in unknown else d for i, d in enumerate(shape)]) if len(unknown) <= 1 \
-            else self.op("Shape", like)
-        return self.op("Reshape", grad, target, shape=shape)
+            else self.op("Shape", [like])
+        return self.op("Reshape", [grad, target], shape=shape)
 
     def expand_like(self, grad: str, like: str) -> str:
         """Broadcast `grad` to the shape of `like`."""
-        return self.op("Expand", grad, self.shape_of(like), shape=self.shape(like))
+        return self.op("Expand", [grad, self.shape_of(like)], shape=self.shape(like))
 
     def zeros(self, shape_tensor: str, shape: Sequence[Dim] | None) -> str:
         """A zero tensor of the shape held in `shape_tensor`, in the gradient's element type."""
         zero = numpy_helper.from_array(np.zeros(1, helper.tensor_dtype_to_np_dtype(self.float_type)))
-        return self.op("ConstantOfShape", shape_tensor, value=zero, shape=shape)
+        return self.op("ConstantOfShape", [shape_tensor], value=zero, shape=shape)
 
     def zeros_like(self, like: str) -> str:
         return self.zeros(self.shape_of(like), self.shape(like))

@@ -15,6 +15,7 @@ import onnx
 from onnx import helper
 
 from ..diagnostics import Span, UserError
+from ..names import fresh
 from .context import GradContext, NotDifferentiable
 from .rules import RULES
 
@@ -60,11 +61,11 @@ def add_gradients(model: onnx.ModelProto, loss: str, wrt: list[str], blocked_con
     ctx = GradContext(model, blocked_convs)
     if not ctx.is_float(loss) or loss not in ctx.types:
         raise ValueError(f"the loss '{loss}' is not a float tensor of the graph")
-    ctx.float_type = ctx.elem_type(loss)
+    ctx.graph.float_type = ctx.elem_type(loss)
     grads = _Gradients(ctx)
     ctx.at(loss)
     one = helper.make_tensor("one", ctx.float_type, [1], [1.0])
-    grads.add(loss, ctx.op("ConstantOfShape", ctx.shape_of(loss), value=one, shape=ctx.shape(loss)))
+    grads.add(loss, ctx.op("ConstantOfShape", [ctx.shape_of(loss)], value=one, shape=ctx.shape(loss)))
     active = _between(model.graph, ctx, set(wrt), loss)
     for node in reversed(model.graph.node):
         if not any(o in active for o in node.output):
@@ -95,10 +96,7 @@ def _name_nodes(graph: onnx.GraphProto) -> None:
     taken = {n.name for n in graph.node}
     for index, node in enumerate(graph.node):
         if not node.name:
-            node.name = f"{node.op_type}_{index}"
-            while node.name in taken:
-                node.name += "_"
-            taken.add(node.name)
+            node.name = fresh(f"{node.op_type}_{index}", taken)
 
 
 def _between(graph: onnx.GraphProto, ctx: GradContext, wrt: set[str], loss: str) -> set[str]:
@@ -127,7 +125,7 @@ def _unbroadcast(ctx: GradContext, grad: str, target: str) -> str:
     axes = list(range(lead)) + [lead + i for i, d in enumerate(want) if d == 1 and have[lead + i] != 1]
     if not axes:
         return grad
-    summed = ctx.op("ReduceSum", grad, ctx.ints(axes), keepdims=1)
+    summed = ctx.op("ReduceSum", [grad, ctx.ints(axes)], keepdims=1)
     return ctx.reshape_like(summed, target) if lead else summed
 
 
@@ -153,7 +151,7 @@ class _Gradients:
         if tensor not in self.done:
             parts = self.parts.pop(tensor, [])
             fan_in = "Add" if len(parts) == 2 else "Sum"
-            result = self.ctx.op(fan_in, *parts) if len(parts) > 1 else parts[0] if parts else None
+            result = self.ctx.op(fan_in, [*parts]) if len(parts) > 1 else parts[0] if parts else None
             if result is not None and self._owned(result):
                 self._name(result, tensor)
             self.done[tensor] = result
@@ -169,18 +167,18 @@ class _Gradients:
         grad = self.total(w)
         if w not in self.named:
             # no gradient: explicit zeros; a pass-through: an Identity of its own
-            self._name(self.ctx.zeros_like(w) if grad is None else self.ctx.op("Identity", grad), w)
+            self._name(self.ctx.zeros_like(w) if grad is None else self.ctx.op("Identity", [grad]), w)
         return self.named[w]
 
     def _name(self, grad: str, tensor: str) -> None:
-        self.renamed[grad] = self.named[tensor] = self.ctx.unique(f"grad/{tensor}")
+        self.renamed[grad] = self.named[tensor] = self.ctx.fresh(f"grad/{tensor}")
 
 
 def _append(model: onnx.ModelProto, ctx: GradContext, renamed: dict[str, str], result: dict[str, str]) -> None:
     """Keep the backward nodes the results need, with their final names."""
     needed = set(result.values())
     kept = []
-    for node in reversed(ctx.nodes):
+    for node in reversed(ctx.graph.nodes):
         for i, name in enumerate(node.output):
             node.output[i] = renamed.get(name, name)
         for i, name in enumerate(node.input):
@@ -189,7 +187,7 @@ def _append(model: onnx.ModelProto, ctx: GradContext, renamed: dict[str, str], r
             kept.append(node)
             needed.update(node.input)
     model.graph.node.extend(reversed(kept))
-    model.graph.initializer.extend(t for name, t in ctx.new_consts.items() if name in needed)
+    model.graph.initializer.extend(t for name, t in ctx.graph.initializers.items() if name in needed)
     for w, grad in result.items():
         if w in ctx.types:
             model.graph.value_info.append(helper.make_value_info(grad, ctx.types[w]))

@@ -80,7 +80,7 @@ def _fail(t: str) -> None:
 
 
 def _bias_grad(ctx: GradContext, g: str) -> str:
-    return ctx.op("ReduceSum", g, ctx.ints([0, *range(2, ctx.rank(g))]), keepdims=0)
+    return ctx.op("ReduceSum", [g, ctx.ints([0, *range(2, ctx.rank(g))])], keepdims=0)
 
 
 def conv(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
@@ -91,7 +91,7 @@ def conv(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     if _flipped_conv_is_faster(ctx, w, group, x):
         dx = _input_grad_as_conv(ctx, g, weight, w)
     else:
-        dx = ctx.op("ConvTranspose", g, weight, group=group,
+        dx = ctx.op("ConvTranspose", [g, weight], group=group,
                     **_transposed_pads(w, _spatial(ctx, x), _spatial(ctx, node.output[0])))
     dw = _weight_grad(ctx, x, g, w, group)
     return [dx, dw, _bias_grad(ctx, g) if len(node.input) > 2 and node.input[2] else None]
@@ -118,9 +118,9 @@ def _input_grad_as_conv(ctx: GradContext, g: str, weight: str, w: Window) -> str
     rank = len(w.kernel)
     # Flipped, then swapped: onnx/nchwc.py reads the swap back off this
     # Transpose instead of undoing it with another.
-    swapped = ctx.op("Transpose", _flip_taps(ctx, weight), perm=[1, 0, *range(2, 2 + rank)])
+    swapped = ctx.op("Transpose", [_flip_taps(ctx, weight)], perm=[1, 0, *range(2, 2 + rank)])
     pads = [k - 1 - p for k, p in zip(w.kernel, w.begin)] + [k - 1 - p for k, p in zip(w.kernel, w.end)]
-    return ctx.op("Conv", g, swapped, kernel_shape=w.kernel, pads=pads)
+    return ctx.op("Conv", [g, swapped], kernel_shape=w.kernel, pads=pads)
 
 
 def _flip_taps(ctx: GradContext, weight: str) -> str:
@@ -133,8 +133,8 @@ def _flip_taps(ctx: GradContext, weight: str) -> str:
     shape = ctx.static_shape(weight)
     taps = int(np.prod(shape[2:]))
     reversal = ctx.const(np.eye(taps)[::-1], ctx.elem_type(weight))
-    rows = ctx.op("Reshape", weight, ctx.ints([-1, taps]))
-    return ctx.op("Reshape", ctx.op("MatMul", rows, reversal), ctx.ints(list(shape)))
+    rows = ctx.op("Reshape", [weight, ctx.ints([-1, taps])])
+    return ctx.op("Reshape", [ctx.op("MatMul", [rows, reversal]), ctx.ints(list(shape))])
 
 
 def conv_transpose(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
@@ -145,7 +145,7 @@ def conv_transpose(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grad
         raise NotDifferentiable("the gradient needs explicit pads (no output_shape, no SAME auto_pad)")
     kernel = list(ctx.attr(node, "kernel_shape") or ctx.static_shape(weight)[2:])
     w, group = _window(ctx, node, x, kernel), ctx.attr(node, "group", 1)
-    dx = ctx.op("Conv", g, weight, kernel_shape=w.kernel, strides=w.strides, dilations=w.dilations,
+    dx = ctx.op("Conv", [g, weight], kernel_shape=w.kernel, strides=w.strides, dilations=w.dilations,
                 pads=w.begin + w.end, group=group)
     dx = _crop(ctx, dx, _spatial(ctx, x))  # output_padding ≥ stride leaves extra rows
     dw = _weight_grad(ctx, g, x, w, group)
@@ -205,9 +205,9 @@ def _weight_grad_as_conv(ctx: GradContext, x: str, gy: str, w: Window) -> str:
     the kernel; they are cut off."""
     spatial = list(range(2, 2 + len(w.kernel)))
     swap = [1, 0, *spatial]
-    as_conv = ctx.op("Conv", ctx.op("Transpose", x, perm=swap), ctx.op("Transpose", gy, perm=swap),
+    as_conv = ctx.op("Conv", [ctx.op("Transpose", [x], perm=swap), ctx.op("Transpose", [gy], perm=swap)],
                      strides=w.dilations, dilations=w.strides, pads=w.begin + w.end)  # [C, O, κ...]
-    return ctx.op("Transpose", _crop(ctx, as_conv, w.kernel), perm=swap)
+    return ctx.op("Transpose", [_crop(ctx, as_conv, w.kernel)], perm=swap)
 
 
 def _weight_grad_im2col(ctx: GradContext, x: str, gy: str, w: Window, group: int) -> str:
@@ -220,20 +220,20 @@ def _weight_grad_im2col(ctx: GradContext, x: str, gy: str, w: Window, group: int
     axes = list(range(2, 2 + len(w.kernel)))
     padded = x
     if any(w.begin) or any(w.end):
-        padded = ctx.op("Pad", x, ctx.ints([0, 0, *w.begin, 0, 0, *w.end]))
+        padded = ctx.op("Pad", [x, ctx.ints([0, 0, *w.begin, 0, 0, *w.end])])
     taps = []
     for offset in itertools.product(*(range(k) for k in w.kernel)):
         starts = [o * d for o, d in zip(offset, w.dilations)]
         ends = [s + (m - 1) * st + 1 for s, m, st in zip(starts, out, w.strides)]
-        tap = ctx.op("Slice", padded, ctx.ints(starts), ctx.ints(ends), ctx.ints(axes), ctx.ints(w.strides))
-        taps.append(ctx.op("Unsqueeze", tap, ctx.ints([2])))  # [N, C, 1, out...]
-    stacked = taps[0] if len(taps) == 1 else ctx.op("Concat", *taps, axis=2)  # [N, C, K, out...]
+        tap = ctx.op("Slice", [padded, ctx.ints(starts), ctx.ints(ends), ctx.ints(axes), ctx.ints(w.strides)])
+        taps.append(ctx.op("Unsqueeze", [tap, ctx.ints([2])]))  # [N, C, 1, out...]
+    stacked = taps[0] if len(taps) == 1 else ctx.op("Concat", [*taps], axis=2)  # [N, C, K, out...]
     positions, per_group = int(np.prod(out)), channels // group
-    cols = ctx.op("Reshape", stacked, ctx.ints([-1, group, per_group * len(taps), positions]))  # [N, G, cK, P]
-    grouped = ctx.op("Reshape", gy, ctx.ints([-1, group, filters // group, positions]))  # [N, G, o, P]
-    products = ctx.op("MatMul", cols, ctx.op("Transpose", grouped, perm=[0, 1, 3, 2]))  # [N, G, cK, o]
-    summed = ctx.op("ReduceSum", products, ctx.ints([0]), keepdims=0)  # [G, cK, o]
-    return ctx.op("Reshape", ctx.op("Transpose", summed, perm=[0, 2, 1]), ctx.ints([filters, per_group, *w.kernel]))
+    cols = ctx.op("Reshape", [stacked, ctx.ints([-1, group, per_group * len(taps), positions])])  # [N, G, cK, P]
+    grouped = ctx.op("Reshape", [gy, ctx.ints([-1, group, filters // group, positions])])  # [N, G, o, P]
+    products = ctx.op("MatMul", [cols, ctx.op("Transpose", [grouped], perm=[0, 1, 3, 2])])  # [N, G, cK, o]
+    summed = ctx.op("ReduceSum", [products, ctx.ints([0])], keepdims=0)  # [G, cK, o]
+    return ctx.op("Reshape", [ctx.op("Transpose", [summed], perm=[0, 2, 1]), ctx.ints([filters, per_group, *w.kernel])])
 
 
 def _crop(ctx: GradContext, t: str, sizes: list[int]) -> str:
@@ -242,7 +242,7 @@ def _crop(ctx: GradContext, t: str, sizes: list[int]) -> str:
     if list(have) == list(sizes):
         return t
     axes = list(range(2, 2 + len(sizes)))
-    return ctx.op("Slice", t, ctx.ints([0] * len(sizes)), ctx.ints(sizes), ctx.ints(axes))
+    return ctx.op("Slice", [t, ctx.ints([0] * len(sizes)), ctx.ints(sizes), ctx.ints(axes)])
 
 
 def _pool_window(ctx: GradContext, node: onnx.NodeProto) -> Window:
@@ -266,16 +266,16 @@ def max_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     if len(node.output) < 2 and _tiles(ctx, w, x) and min(_spatial(ctx, x)) >= ARGMAX_BY_POSITION_FROM:
         return [_max_pool_grad_by_position(ctx, node, w, x, g)]
     if len(node.output) < 2:
-        indices = ctx.unique(f"{node.output[0]}/indices")
+        indices = ctx.fresh(f"{node.output[0]}/indices")
         node.output.append(indices)  # the forward node now also reports its argmax
         ctx.types[indices] = onnx.helper.make_tensor_type_proto(onnx.TensorProto.INT64, ctx.shape(node.output[0]))
     flat = ctx.ints([-1])
-    zeros = ctx.op("Reshape", ctx.zeros_like(x), flat)
+    zeros = ctx.op("Reshape", [ctx.zeros_like(x), flat])
     # Windows that do not overlap never pick one position twice: a plain
     # scatter, which onnxruntime runs faster than one that adds (155 against
     # 260 µs for [64, 32, 8, 8] in 2×2 windows).
     apart = all(s >= w.span(i) for i, s in enumerate(w.strides))
-    summed = ctx.op("ScatterElements", zeros, ctx.op("Reshape", node.output[1], flat), ctx.op("Reshape", g, flat),
+    summed = ctx.op("ScatterElements", [zeros, ctx.op("Reshape", [node.output[1], flat]), ctx.op("Reshape", [g, flat])],
                     axis=0, reduction="none" if apart else "add")
     return [ctx.reshape_like(summed, x)]
 
@@ -292,7 +292,7 @@ def _tiles(ctx: GradContext, w: Window, x: str) -> bool:
 
 def _spread(ctx: GradContext, t: str, w: Window) -> str:
     """Each value of t repeated over its window, for windows that tile."""
-    return ctx.op("Resize", t, "", ctx.const(np.array([1, 1, *w.kernel]), onnx.TensorProto.FLOAT), mode="nearest",
+    return ctx.op("Resize", [t, "", ctx.const(np.array([1, 1, *w.kernel]), onnx.TensorProto.FLOAT)], mode="nearest",
                   coordinate_transformation_mode="asymmetric", nearest_mode="floor")
 
 
@@ -308,17 +308,17 @@ def _max_pool_grad_by_position(ctx: GradContext, node: onnx.NodeProto, w: Window
     [64, 64, 4, 4])."""
     sizes, f32 = _spatial(ctx, x), onnx.TensorProto.FLOAT
     size = int(np.prod(sizes))
-    hits = ctx.op("Cast", ctx.op("Equal", x, _spread(ctx, node.output[0], w)), to=f32)
+    hits = ctx.op("Cast", [ctx.op("Equal", [x, _spread(ctx, node.output[0], w)])], to=f32)
     # rank = size - 1 - position, exact in float32 below 2^24. A window
     # without a hit (x NaN) gets the last position: a valid index, and the
     # loss is NaN anyway.
     ranks = ctx.const((size - 1 - np.arange(size)).reshape(1, 1, *sizes), f32)
-    best = ctx.op("MaxPool", ctx.op("Mul", hits, ranks), kernel_shape=w.kernel, strides=w.strides)
-    position = ctx.op("Cast", ctx.op("Sub", ctx.const(size - 1.0, f32), best), to=onnx.TensorProto.INT64)
-    zeros = ctx.op("Reshape", ctx.zeros_like(x), ctx.ints([-1, size]))
+    best = ctx.op("MaxPool", [ctx.op("Mul", [hits, ranks])], kernel_shape=w.kernel, strides=w.strides)
+    position = ctx.op("Cast", [ctx.op("Sub", [ctx.const(size - 1.0, f32), best])], to=onnx.TensorProto.INT64)
+    zeros = ctx.op("Reshape", [ctx.zeros_like(x), ctx.ints([-1, size])])
     per_window = ctx.ints([-1, size // int(np.prod(w.kernel))])
-    scattered = ctx.op("ScatterElements", zeros, ctx.op("Reshape", position, per_window),
-                       ctx.op("Reshape", g, per_window), axis=1)
+    scattered = ctx.op("ScatterElements", [zeros, ctx.op("Reshape", [position, per_window]),
+                       ctx.op("Reshape", [g, per_window])], axis=1)
     return ctx.reshape_like(scattered, x)
 
 
@@ -333,7 +333,7 @@ def average_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     x, g = node.input[0], grads[0]
     w = _pool_window(ctx, node)
     if _tiles(ctx, w, x):
-        return [_spread(ctx, ctx.op("Mul", g, ctx.const(1.0 / int(np.prod(w.kernel)))), w)]
+        return [_spread(ctx, ctx.op("Mul", [g, ctx.const(1.0 / int(np.prod(w.kernel)))]), w)]
     sizes, out = _spatial(ctx, x), _spatial(ctx, node.output[0])
     count = np.ones(out)
     for i, (n, m) in enumerate(zip(sizes, out)):
@@ -344,8 +344,8 @@ def average_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     if (count == count.flat[0]).all():  # one divisor everywhere: fold it into the kernel
         kernel, scaled = ctx.const(ones / count.flat[0]), g
     else:
-        kernel, scaled = ctx.const(ones), ctx.op("Mul", g, ctx.const(1.0 / count))
-    return [ctx.op("ConvTranspose", scaled, kernel, group=channels, **_transposed_pads(w, sizes, out))]
+        kernel, scaled = ctx.const(ones), ctx.op("Mul", [g, ctx.const(1.0 / count)])
+    return [ctx.op("ConvTranspose", [scaled, kernel], group=channels, **_transposed_pads(w, sizes, out))]
 
 
 def _window_counts(w: Window, axis: int, n: int, m: int, include_pad: int) -> np.ndarray:

@@ -27,7 +27,7 @@ def to_input_shape(ctx: GradContext, node: onnx.NodeProto, g: str) -> str:
 
 def transpose(ctx: GradContext, node: onnx.NodeProto, g: str) -> str:
     perm = ctx.attr(node, "perm") or list(reversed(range(ctx.rank(node.input[0]))))
-    return ctx.op("Transpose", g, perm=[int(i) for i in np.argsort(perm)])
+    return ctx.op("Transpose", [g], perm=[int(i) for i in np.argsort(perm)])
 
 
 def concat(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
@@ -39,13 +39,13 @@ def concat(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     sizes = [ctx.shape(x)[axis] for x in node.input]
     if not all(isinstance(s, int) for s in sizes):
         raise NotDifferentiable(f"the gradient needs static sizes along axis {axis}")
-    return ctx.ops("Split", [grads[0], ctx.ints(sizes)], len(node.input), axis=axis)
+    return ctx.op("Split", [grads[0], ctx.ints(sizes)], outputs=len(node.input), axis=axis)
 
 
 def split(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     """The output gradients side by side, zeros for the outputs not used."""
     parts = [g if g is not None else ctx.zeros_like(y) for g, y in zip(grads, node.output)]
-    dx = ctx.op("Concat", *parts, axis=ctx.attr(node, "axis", 0))
+    dx = ctx.op("Concat", [*parts], axis=ctx.attr(node, "axis", 0))
     return [dx] + [None] * (len(node.input) - 1)
 
 
@@ -79,7 +79,7 @@ def slice_(ctx: GradContext, node: onnx.NodeProto, g: str) -> str:
             select = np.zeros((len(taken), dim))
             select[np.arange(len(taken)), list(taken)] = 1.0
             g = along_axis(ctx, g, select, axis)
-    return ctx.op("Pad", g, ctx.ints(pads)) if any(pads) else g
+    return ctx.op("Pad", [g, ctx.ints(pads)]) if any(pads) else g
 
 
 def pad(ctx: GradContext, node: onnx.NodeProto, g: str) -> str:
@@ -93,18 +93,18 @@ def pad(ctx: GradContext, node: onnx.NodeProto, g: str) -> str:
     axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes]
     begin, end = pads[:len(axes)], pads[len(axes):]
     ends = [-e if e > 0 else np.iinfo(np.int64).max for e in end]  # [b, size - e) along each axis
-    return ctx.op("Slice", g, ctx.ints(begin), ctx.ints(ends), ctx.ints(axes))
+    return ctx.op("Slice", [g, ctx.ints(begin), ctx.ints(ends), ctx.ints(axes)])
 
 
 def along_axis(ctx: GradContext, g: str, matrix: np.ndarray, axis: int) -> str:
     """Contract axis `axis` of g (size m) with `matrix` [m, n]: the result has size n there."""
     rank = ctx.rank(g)
     if axis == rank - 1:
-        return ctx.op("MatMul", g, ctx.const(matrix))
+        return ctx.op("MatMul", [g, ctx.const(matrix)])
     swap = list(range(rank))
     swap[axis], swap[-1] = swap[-1], swap[axis]
-    moved = ctx.op("MatMul", ctx.op("Transpose", g, perm=swap), ctx.const(matrix))
-    return ctx.op("Transpose", moved, perm=swap)
+    moved = ctx.op("MatMul", [ctx.op("Transpose", [g], perm=swap), ctx.const(matrix)])
+    return ctx.op("Transpose", [moved], perm=swap)
 
 
 def gather(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
@@ -116,17 +116,17 @@ def gather(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     # g: [pre (axis axes), indices..., post]; ScatterND wants [indices..., pre, post]
     front = [*range(axis, axis + index_rank), *range(axis), *range(axis + index_rank, ctx.rank(g))]
     if front != sorted(front):
-        g = ctx.op("Transpose", g, perm=front)
+        g = ctx.op("Transpose", [g], perm=front)
     to_front = [axis, *range(axis), *range(axis + 1, rank)]
     shape = ctx.shape(data)
     moved = [shape[i] for i in to_front]
     moved_shape = ctx.ints(moved) if all(isinstance(d, int) for d in moved) \
-        else ctx.op("Gather", ctx.op("Shape", data), ctx.ints(to_front))
+        else ctx.op("Gather", [ctx.op("Shape", [data]), ctx.ints(to_front)])
     zeros = ctx.zeros(moved_shape, moved)
-    where = ctx.op("Unsqueeze", _non_negative(ctx, indices, ctx.shape(data)[axis]), ctx.ints([-1]))
-    summed = ctx.op("ScatterND", zeros, where, g, reduction="add")
+    where = ctx.op("Unsqueeze", [_non_negative(ctx, indices, ctx.shape(data)[axis]), ctx.ints([-1])])
+    summed = ctx.op("ScatterND", [zeros, where, g], reduction="add")
     back = [*range(1, axis + 1), 0, *range(axis + 1, rank)]
-    return [ctx.op("Transpose", summed, perm=back) if axis else summed, None]
+    return [ctx.op("Transpose", [summed], perm=back) if axis else summed, None]
 
 
 def _non_negative(ctx: GradContext, indices: str, dim: int | str | None) -> str:
@@ -136,9 +136,9 @@ def _non_negative(ctx: GradContext, indices: str, dim: int | str | None) -> str:
         return indices
     if not isinstance(dim, int):
         raise NotDifferentiable(f"indices '{indices}' that may be negative need a static axis size")
-    negative = ctx.op("Less", indices, ctx.const(0, ctx.elem_type(indices)))
-    shifted = ctx.op("Add", indices, ctx.const(dim, ctx.elem_type(indices)))
-    return ctx.op("Where", negative, shifted, indices)
+    negative = ctx.op("Less", [indices, ctx.const(0, ctx.elem_type(indices))])
+    shifted = ctx.op("Add", [indices, ctx.const(dim, ctx.elem_type(indices))])
+    return ctx.op("Where", [negative, shifted, indices])
 
 
 def _reduced_axes(ctx: GradContext, node: onnx.NodeProto) -> list[int] | None:
@@ -154,7 +154,7 @@ def _reduced_axes(ctx: GradContext, node: onnx.NodeProto) -> list[int] | None:
 
 def _kept(ctx: GradContext, node: onnx.NodeProto, t: str, axes: list[int]) -> str:
     """A reduced tensor with its reduced axes back as size 1 (keepdims=1 form)."""
-    return t if ctx.attr(node, "keepdims", 1) else ctx.op("Unsqueeze", t, ctx.ints(axes))
+    return t if ctx.attr(node, "keepdims", 1) else ctx.op("Unsqueeze", [t, ctx.ints(axes)])
 
 
 def reduce_sum(ctx: GradContext, node: onnx.NodeProto, g: str) -> str:
@@ -167,7 +167,7 @@ def reduce_mean(ctx: GradContext, node: onnx.NodeProto, g: str) -> str:
     if axes is None:
         return g
     spread = ctx.expand_like(_kept(ctx, node, g, axes), node.input[0])
-    return ctx.op("Mul", spread, _inverse_count(ctx, node.input[0], node.output[0], axes))
+    return ctx.op("Mul", [spread, _inverse_count(ctx, node.input[0], node.output[0], axes)])
 
 
 def _inverse_count(ctx: GradContext, x: str, y: str, axes: list[int]) -> str:
@@ -175,8 +175,8 @@ def _inverse_count(ctx: GradContext, x: str, y: str, axes: list[int]) -> str:
     sizes = [ctx.shape(x)[a] for a in axes]
     if all(isinstance(s, int) for s in sizes):
         return ctx.const(1.0 / float(np.prod(sizes)))
-    size = lambda t: ctx.op("Cast", ctx.op("Size", t), to=ctx.float_type)  # noqa: E731
-    return ctx.op("Div", size(y), size(x))
+    size = lambda t: ctx.op("Cast", [ctx.op("Size", [t])], to=ctx.float_type)  # noqa: E731
+    return ctx.op("Div", [size(y), size(x)])
 
 
 def reduce_max(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
@@ -189,15 +189,15 @@ def reduce_max(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
 
 def _to_winners(ctx: GradContext, x: str, y: str, g: str, axes: list[int]) -> str:
     """g to the elements equal to their max, shared equally among ties (as PyTorch's amax)."""
-    wins = ctx.op("Cast", ctx.op("Equal", x, y), to=ctx.float_type)
-    count = ctx.op("ReduceSum", wins, ctx.ints(axes), keepdims=1)
-    return ctx.op("Mul", wins, ctx.op("Div", g, count))
+    wins = ctx.op("Cast", [ctx.op("Equal", [x, y])], to=ctx.float_type)
+    count = ctx.op("ReduceSum", [wins, ctx.ints(axes)], keepdims=1)
+    return ctx.op("Mul", [wins, ctx.op("Div", [g, count])])
 
 
 def global_average_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
     x = node.input[0]
     spatial = list(range(2, ctx.rank(x)))
-    return [ctx.op("Mul", ctx.expand_like(grads[0], x), _inverse_count(ctx, x, node.output[0], spatial))]
+    return [ctx.op("Mul", [ctx.expand_like(grads[0], x), _inverse_count(ctx, x, node.output[0], spatial)])]
 
 
 def global_max_pool(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:

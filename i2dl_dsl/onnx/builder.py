@@ -1,48 +1,38 @@
 """The graph builder that layer lowerings write into.
 
-A layer's `lower(g, inputs)` receives a `LayerBuilder`: a view of the graph
-builder bound to one layer, so every node it makes is named after the
-layer, carries the layer's source location in `doc_string`, and every
-parameter it asks for becomes an initializer named `<layer>.<suffix>`.
-Layers never import onnx; this module does.
+A layer's `lower(g, inputs)` receives a `LayerBuilder`: a `graph.Builder`
+bound to one layer, so every node it makes is named after the layer,
+carries the layer's source location in `doc_string`, and every parameter it
+asks for becomes an initializer named `<layer>.<suffix>`. `g.op` and
+`g.const` are described in `graph.py`. Layers never import onnx; this
+module does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-from ..names import fresh
+from .graph import Builder, Graph
 
 BATCH = "N"
 
 
 @dataclass
-class GraphBuilder:
+class GraphBuilder(Graph):
     """Nodes, initializers and value infos of one ONNX graph under construction."""
 
     init_param: Callable[[str, str, tuple[int, ...]], np.ndarray]
     training: bool = False
-    nodes: list[onnx.NodeProto] = field(default_factory=list)
-    initializers: dict[str, onnx.TensorProto] = field(default_factory=dict)
     value_infos: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
     # Training mode only: new values of buffers (batch-norm running
     # statistics), and per-step random inputs (dropout masks) with their shapes.
     buffer_updates: dict[str, str] = field(default_factory=dict)
     mask_inputs: dict[str, tuple[tuple[int, ...], float]] = field(default_factory=dict)
-    _names: set[str] = field(default_factory=set)
-
-    def unique(self, name: str) -> str:
-        return fresh(name, self._names)
-
-    def initializer(self, name: str, array: np.ndarray) -> str:
-        self._names.add(name)
-        self.initializers[name] = numpy_helper.from_array(np.array(array, order="C", copy=True), name)
-        return name
 
     def declare(self, name: str, shape: tuple[int, ...] | None, elem=TensorProto.FLOAT) -> None:
         """Record a tensor's shape (with the symbolic batch axis) for value_info."""
@@ -50,20 +40,19 @@ class GraphBuilder:
         self.value_infos[name] = helper.make_tensor_value_info(name, elem, dims)
 
 
-class LayerBuilder:
+class LayerBuilder(Builder):
     """What one layer's lowering sees: ops, parameters and constants."""
+
+    graph: GraphBuilder
 
     def __init__(self, graph: GraphBuilder, layer_name: str, doc: str, input_shapes: list[tuple[int, ...]],
                  output_shape: tuple[int, ...], param_shapes: dict[str, tuple[int, ...]], where: str = ""):
-        self.graph = graph
-        self.where = where  # `file.net:line:col`, appended to node names so Netron shows the source
+        super().__init__(graph, layer_name, doc, where)
         self.param_shapes = param_shapes
         self.name = layer_name
-        self.doc = doc
         self.input_shapes = input_shapes
         self.output_shape = output_shape
         self.training = graph.training
-        self._count = 0
 
     def param(self, suffix: str) -> str:
         """The initializer `<layer>.<suffix>` (a parameter or buffer the layer
@@ -82,22 +71,6 @@ class LayerBuilder:
         """Training mode: a graph input `<layer>.mask` shaped like the layer's
         output, that the training loop fills each step with 0 or 1/keep."""
         name = f"{self.name}.mask"
-        self.graph._names.add(name)
+        self.graph.names.add(name)
         self.graph.mask_inputs[name] = (tuple(self.output_shape), keep)
         return name
-
-    def const(self, value: Any, dtype=np.int64, hint: str = "const") -> str:
-        """A constant tensor (shapes, axes, scales) as an initializer."""
-        name = self.graph.unique(f"{self.name}/{hint}")
-        return self.graph.initializer(name, np.asarray(value, dtype=dtype))
-
-    def op(self, op_type: str, inputs: list[str], outputs: int = 1, output_names: list[str] | None = None,
-           **attrs: Any) -> str | list[str]:
-        """Add one node; returns its output name (or names when outputs > 1)."""
-        self._count += 1
-        node_name = self.graph.unique(f"{self.name}/{op_type}" + (f" @{self.where}" if self.where else ""))
-        names = output_names or [self.graph.unique(f"{node_name}:{i}") for i in range(outputs)]
-        node = helper.make_node(op_type, inputs, names, name=node_name, doc_string=self.doc,
-                                **{k: v for k, v in attrs.items() if v is not None})
-        self.graph.nodes.append(node)
-        return names[0] if outputs == 1 and output_names is None else names

@@ -19,6 +19,7 @@ from ..diagnostics import UserError
 from ..elaborate import layer_node
 from ..files import temporary_beside
 from .builder import BATCH, GraphBuilder, LayerBuilder
+from .graph import rename
 from .init import initializer
 from .weights import match_weights
 
@@ -70,7 +71,7 @@ def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict
 def _lower_layers(net: CheckedNetwork, builder: GraphBuilder) -> dict[str, str]:
     graph, a = net.graph, net.analysis
     tensors = {net.input: net.input}
-    builder._names.add(net.input)
+    builder.names.add(net.input)
     for node in a.order:
         record = layer_node(graph, node)
         if not record.inputs:
@@ -89,16 +90,9 @@ def _lower_layers(net: CheckedNetwork, builder: GraphBuilder) -> dict[str, str]:
 
 def _name_output(builder: GraphBuilder, first: int, out: str, name: str, doc: str) -> str:
     """Give the layer's output tensor the layer's own name."""
-    builder._names.add(name)
-    for node in builder.nodes[first:]:
-        if out in node.output:
-            node.output[list(node.output).index(out)] = name
-            for later in builder.nodes[first:]:
-                for i, source in enumerate(later.input):
-                    if source == out and later is not node:
-                        later.input[i] = name
-            return name
-    builder.nodes.append(helper.make_node("Identity", [out], [name], name=f"{name}/Identity", doc_string=doc))
+    builder.names.add(name)
+    if not rename(builder.nodes[first:], out, name):  # the layer passed an input through
+        builder.nodes.append(helper.make_node("Identity", [out], [name], name=f"{name}/Identity", doc_string=doc))
     return name
 
 

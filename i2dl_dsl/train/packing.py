@@ -16,8 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..onnx.graph import Builder
 
 
 @dataclass(frozen=True)
@@ -68,13 +72,13 @@ class Packing:
         return {s.name: flat[s.offset:s.offset + s.size].reshape(s.shape).copy() for s in self.segments}
 
     # ------------------------------------------------------------- graph
-    def emit_pack(self, g, tensors: list[str]) -> str:
+    def emit_pack(self, g: Builder, tensors: list[str]) -> str:
         """Concat of the flattened `tensors` (one per segment, in order)."""
         flat = g.const([-1], hint="flat")
         parts = [g.op("Reshape", [t, flat]) for t in tensors]
         return parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=0)
 
-    def emit_unpack(self, g, flat: str, output_names: list[str]) -> None:
+    def emit_unpack(self, g: Builder, flat: str, output_names: list[str]) -> None:
         """Split `flat` back into the segments' shapes, written to `output_names`."""
         pieces = [flat] if len(self.segments) == 1 else g.op(
             "Split", [flat, g.const([s.size for s in self.segments], hint="sizes")],
@@ -82,7 +86,7 @@ class Packing:
         for s, piece, out in zip(self.segments, pieces, output_names):
             g.op("Reshape", [piece, g.const(list(s.shape), hint="shape")], output_names=[out])
 
-    def emit_runs(self, g, scales: dict[str, float], scalar: str) -> str:
+    def emit_runs(self, g: Builder, scales: dict[str, float], scalar: str) -> str:
         """`scalar` times each segment's scale, one value per element (the
         learning rate of `lr_scale`); the scalar itself when every scale is 1."""
         values = [scales.get(s.name, 1.0) for s in self.segments]

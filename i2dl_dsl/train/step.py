@@ -26,6 +26,7 @@ from ..compiler import CheckedNetwork
 from ..names import within, within_any
 from ..onnx.builder import BATCH, GraphBuilder, LayerBuilder
 from ..onnx.export import DEFAULT_OPSET, assemble, lower_network, parameter_shapes
+from ..onnx.graph import rename
 from ..runtime import uses_blocked_convs
 from . import optimizers
 from .losses import LABEL, LOSSES, Loss, label_type
@@ -174,7 +175,7 @@ def _optimizer(model, builder: GraphBuilder, grads: dict[str, str], shapes, conf
     if not grads:
         return state, packing
     optimizer_builder = GraphBuilder(builder.init_param)
-    optimizer_builder._names = set(builder._names)
+    optimizer_builder.names.update(builder.names)
     g = LayerBuilder(optimizer_builder, "optimizer", f"optimizer {name}", [], (), {})
     params = packing.emit_pack(g, packing.names)
     gradient = packing.emit_pack(g, [grads[param] for param in packing.names])
@@ -185,7 +186,7 @@ def _optimizer(model, builder: GraphBuilder, grads: dict[str, str], shapes, conf
     new_params, new_slots = optimizers.update(g, name, params, gradient, lr, STEP, slots, opts,
                                               config.weight_decay)
     for slot, tensor in new_slots.items():
-        _rename(optimizer_builder.nodes, tensor, f"new/{slots[slot]}")
+        rename(optimizer_builder.nodes, tensor, f"new/{slots[slot]}")
         graph.output.append(helper.make_tensor_value_info(f"new/{slots[slot]}", TensorProto.FLOAT, [packing.size]))
     outputs = [f"new/{param}" for param in packing.names]
     packing.emit_unpack(g, new_params, outputs)
@@ -199,18 +200,6 @@ def state_name(param: str | None, slot: str) -> str:
     """`state/<param>/<slot>`: one parameter's optimizer slot as checkpoints
     and users see it; `state/<slot>` (param None): the flat slot in the graph."""
     return f"state/{slot}" if param is None else f"state/{param}/{slot}"
-
-
-def _rename(nodes: list[onnx.NodeProto], tensor: str, name: str) -> None:
-    """Make the node that computes `tensor` write `name` instead (and its
-    readers read it): a graph output without an Identity copy per step."""
-    for node in nodes:
-        for i, value in enumerate(node.output):
-            if value == tensor:
-                node.output[i] = name
-        for i, value in enumerate(node.input):
-            if value == tensor:
-                node.input[i] = name
 
 
 def eval_model(net: CheckedNetwork, values: dict[str, np.ndarray], opset: int) -> onnx.ModelProto:
