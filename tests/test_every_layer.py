@@ -80,14 +80,17 @@ EXAMPLES: dict[str, Example] = {
 # ----------------------------------------------------------------- the library's entry points
 
 
-@lru_cache(maxsize=None)
-def compile_example(kind: str) -> CheckedNetwork:
-    """The example's network, checked from a temporary .net file."""
-    example = EXAMPLES[kind]
+def compile_source(name: str, example: Example) -> CheckedNetwork:
+    """A network checked from a temporary .net file."""
     with TemporaryDirectory() as folder:
-        source = Path(folder) / f"{kind}.net"
+        source = Path(folder) / f"{name}.net"
         source.write_text(f"network Example {{\n    input x[{example.input}]\n    {example.body}\n}}\n")
         return check(source)
+
+
+@lru_cache(maxsize=None)
+def compile_example(kind: str) -> CheckedNetwork:
+    return compile_source(kind, EXAMPLES[kind])
 
 
 def training_step(net: CheckedNetwork) -> StepModel:
