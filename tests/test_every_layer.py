@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from tempfile import TemporaryDirectory
 
 import numpy as np
@@ -50,7 +51,7 @@ INPUT_KIND = "input"  # the network's source: not a registered layer, but every 
 EXAMPLES: dict[str, Example] = {
     INPUT_KIND: Example(VECTOR, "fc(2)"),
     "conv": Example(IMAGE, "conv(4, k=3, s=2, p=1, round=floor) -> conv(2, k=1, groups=2)"),
-    "upconv": Example(IMAGE, "conv(2, k=1) -> upconv(3, k=2, s=2) -> upconv(2, k=3, p=1, groups=1)"),
+    "upconv": Example(IMAGE, "conv(2, k=1) -> upconv(4, k=2, s=2, groups=2) -> upconv(2, k=3, p=1)"),
     "fc": Example(VECTOR, "fc(4) -> fc(3, bias=false)"),
     "flatten": Example(IMAGE, "conv(2, k=1) -> flatten -> fc(3)"),
     "relu": Example(IMAGE, "conv(3, k=1) -> relu -> conv(2, k=1)"),
@@ -93,9 +94,11 @@ def compile_example(kind: str) -> CheckedNetwork:
     return compile_source(kind, EXAMPLES[kind])
 
 
-def training_step(net: CheckedNetwork) -> StepModel:
-    """The step graph: mse loss, SGD, gradients exposed as `grad/<param>`."""
-    return build_step(net, TrainConfig(loss="mse", optimizer=SGD, expose_gradients=True), device="cpu")
+def training_step(net: CheckedNetwork, **config: Any) -> StepModel:
+    """The step graph for the CPU: by default mse loss and SGD, gradients
+    exposed as `grad/<param>`; `config` overrides TrainConfig's fields."""
+    settings = {"loss": "mse", "optimizer": SGD, "expose_gradients": True, **config}
+    return build_step(net, TrainConfig(**settings), device="cpu")
 
 
 def layer_kinds(net: CheckedNetwork) -> set[str]:
@@ -235,13 +238,17 @@ def test_every_example_is_a_kind_it_uses() -> None:
     assert not unused, f"these examples do not use their own kind: {', '.join(unused)}"
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_one_step_has_the_gradients_of_finite_differences(kind: str) -> None:
-    if kind not in EXAMPLES:
-        pytest.fail(f"layer kind '{kind}' has no example; " + ADD_AN_EXAMPLE.format(kind=kind))
-    step = training_step(compile_example(kind))
+@dataclass(frozen=True)
+class Comparison:
+    wrong: list[str]   # `param[index]: step ..., finite differences ...`
+    inconclusive: int
+    checked: int
+
+
+def compare(step: StepModel, seed: int = 0) -> Comparison:
+    """One step's gradients at random parameters against central differences."""
     session = open_session(step)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     values = random_parameters(step, rng)
     session.load(values)
     batch = make_batch(step, rng)
@@ -256,13 +263,22 @@ def test_one_step_has_the_gradients_of_finite_differences(kind: str) -> None:
                   for e in verdict.wrong]
         inconclusive += len(verdict.inconclusive)
         checked += len(found)
-    assert not wrong, (f"'{kind}' ({EXAMPLES[kind].body!r}): d loss / d parameter differs from central "
-                       f"differences (ε = {EPS}) at\n  " + "\n  ".join(wrong[:8]) + "\nA gradient rule of an op "
-                       f"this network lowers to is wrong: `pytest tests/test_rule_coverage.py -k {kind}` lists "
-                       "them; their rules are in i2dl_dsl/autodiff/, their cases in tests/test_autodiff.py")
-    assert inconclusive <= MAX_INCONCLUSIVE * checked, (
-        f"'{kind}': {inconclusive} of {checked} entries sit at a kink (a ReLU or max switches inside ±{EPS}); "
-        "change the example's sizes so that the comparison means something")
+    return Comparison(wrong, inconclusive, checked)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_one_step_has_the_gradients_of_finite_differences(kind: str) -> None:
+    if kind not in EXAMPLES:
+        pytest.fail(f"layer kind '{kind}' has no example; " + ADD_AN_EXAMPLE.format(kind=kind))
+    found = compare(training_step(compile_example(kind)))
+    assert not found.wrong, (
+        f"'{kind}' ({EXAMPLES[kind].body!r}): d loss / d parameter differs from central differences "
+        f"(ε = {EPS}) at\n  " + "\n  ".join(found.wrong[:8]) + "\nA gradient rule of an op this network "
+        f"lowers to is wrong: `pytest tests/test_rule_coverage.py -k {kind}` lists them; their rules are in "
+        "i2dl_dsl/autodiff/, their cases in tests/test_autodiff.py")
+    assert found.inconclusive <= MAX_INCONCLUSIVE * found.checked, (
+        f"'{kind}': {found.inconclusive} of {found.checked} entries sit at a kink (a ReLU or max switches "
+        f"inside ±{EPS}); change the example's sizes so that the comparison means something")
 
 
 def test_dropout_masks_are_fixed_and_used() -> None:

@@ -26,9 +26,8 @@ from i2dl_dsl.autodiff import RULES, MissingGradient
 from i2dl_dsl.compiler import CheckedNetwork
 from i2dl_dsl.onnx.export import DEFAULT_OPSET, assemble, lower_network
 from i2dl_dsl.train.losses import LOSSES
-from i2dl_dsl.train.step import TrainConfig, build_step
 from test_autodiff import CASES
-from test_every_layer import EXAMPLES, INPUT_KIND, Example, compile_example, compile_source
+from test_every_layer import EXAMPLES, INPUT_KIND, Example, compile_example, compile_source, training_step
 
 FLOATS = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 # Ops a layer emits only in inference mode, and why they need no rule: only
@@ -55,7 +54,7 @@ def lowered(net: CheckedNetwork, training: bool) -> tuple[onnx.ModelProto, set[s
 
 def loss_model(loss: str) -> tuple[onnx.ModelProto, set[str]]:
     """A training step with this loss, and its float sources."""
-    step = build_step(compile_source("loss", LOSS_NETWORK), TrainConfig(loss=loss, **PENALTIES), device="cpu")
+    step = training_step(compile_source("loss", LOSS_NETWORK), loss=loss, expose_gradients=False, **PENALTIES)
     return step.model, {step.input, *step.trainable}
 
 
