@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from i2dl_dsl.compiler import CheckedNetwork, check
+from i2dl_dsl.elaborate import layer_node
 from i2dl_dsl.layers import REGISTRY
 from i2dl_dsl.train.session import TrainingSession
 from i2dl_dsl.train.step import StepModel, TrainConfig, build_step
@@ -106,7 +107,7 @@ def training_step(net: CheckedNetwork, **config: Any) -> StepModel:
 
 def layer_kinds(net: CheckedNetwork) -> set[str]:
     """The kinds of the network's layers, its input included."""
-    return {data["layer"].kind for _, data in net.graph.nodes(data=True)}
+    return {layer_node(net.graph, name).layer.kind for name in net.graph.nodes}
 
 
 def open_session(step: StepModel) -> TrainingSession:
