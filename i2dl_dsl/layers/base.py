@@ -2,8 +2,11 @@
 
 A layer kind is one class in one file of this package: its signature, its
 shape rule (errors quote the formula with the numbers filled in), its
-parameters and buffers, its MACs and its receptive-field step. Drivers
-(checker, summary, drawing, lowering) only ever call these methods.
+parameters and buffers and how each starts (`inits`), the random inputs it
+draws in training (`random_inputs`), whether it needs batch statistics, its
+MACs and its receptive-field step. Drivers (checker, summary, drawing,
+lowering, the training loop) only ever read these declarations; none of
+them recognises a layer by the names of its tensors.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Protocol
 
 from ..diagnostics import UserError
 
@@ -198,6 +201,58 @@ class Args(Mapping[str, Any]):
         return len(self._values)
 
 
+# ----------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Init:
+    """How a parameter or buffer starts: `fan_in`, drawn by the run's scheme
+    (he, xavier, gaussian; onnx/init.py) over the tensor's fan-in, or every
+    element `constant`."""
+
+    rule: str  # "fan_in" or "constant"
+    value: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("fan_in", "constant"):
+            raise ValueError(f"unknown initialisation rule {self.rule!r}")
+
+
+FAN_IN = Init("fan_in")
+ZEROS = Init("constant", 0.0)
+ONES = Init("constant", 1.0)
+
+
+def constant(value: float) -> Init:
+    return Init("constant", float(value))
+
+
+class RandomInput(Protocol):
+    """A tensor a layer draws afresh each training step, as a graph input."""
+
+    shape: Shape  # per sample: the graph input is [N, *shape]
+
+    def draw(self, rng, count: int):
+        """`count` samples' values from `rng` (a numpy Generator), float32."""
+
+
+@dataclass(frozen=True)
+class ScaledBernoulli:
+    """A random input drawn afresh each training step: per element, 1/keep
+    with probability keep, else 0 (inverted dropout's mask). `shape` is per
+    sample; a shape of ones broadcasts one draw over the sample (a mask
+    [1, 1, 1] drops or keeps a whole residual branch: stochastic depth)."""
+
+    shape: Shape
+    keep: float
+
+    def draw(self, rng, count: int):
+        """`count` samples' values from `rng` (a numpy Generator), float32."""
+        import numpy as np
+
+        return (rng.random((count, *self.shape), dtype=np.float32) < self.keep).astype(np.float32) / self.keep
+
+
 # ----------------------------------------------------------------- receptive field
 
 
@@ -252,6 +307,11 @@ class Layer:
     signature: ClassVar[tuple[P, ...]] = ()
     inputs: ClassVar[int | None] = 1  # None: two or more tensors (merges)
     doc: ClassVar[str] = ""
+    title: ClassVar[str] = ""         # the layer in messages ("batch norm"); the kind when empty
+    holds: ClassVar[str] = ""         # what its buffers hold, for summaries ("batch-norm running statistics")
+    # In training it normalises with statistics over the batch, per channel:
+    # it needs two or more values per channel in a batch (or 0/0 variance).
+    batch_statistics: ClassVar[bool] = False
 
     def __init__(self, args: Args):
         self.a = args
@@ -267,8 +327,35 @@ class Layer:
         return {}
 
     def buffers(self, inputs: list[Shape], output: Shape) -> dict[str, Shape]:
-        """Non-learnable state (batch-norm running statistics)."""
+        """Non-learnable state (batch-norm running statistics); a lowering in
+        training mode gives each buffer it moves its new value
+        (`g.buffer_update`), which the training step writes back."""
         return {}
+
+    def inits(self) -> dict[str, Init]:
+        """How every parameter and buffer `params` and `buffers` can name
+        starts, by suffix. There is no default: a tensor without one is an
+        error (`init_of`), never a silent zero."""
+        return {}
+
+    def init_of(self, suffix: str) -> Init:
+        declared = self.inits()
+        if suffix not in declared:
+            raise LookupError(f"layer kind '{self.kind}' declares no initialisation for its tensor '{suffix}' "
+                              "(add it to the class's `inits`)")
+        return declared[suffix]
+
+    def random_inputs(self, output: Shape) -> dict[str, RandomInput]:
+        """The random tensors its training-mode lowering reads, by suffix,
+        and how to draw them; the lowering asks for each with
+        `g.random_input(suffix, declaration)`, and the training loop draws
+        them all each step."""
+        return {}
+
+    @property
+    def label(self) -> str:
+        """The layer as messages name it."""
+        return self.title or self.kind
 
     def macs(self, inputs: list[Shape], output: Shape) -> int:
         """Multiply-adds for one sample (one multiply-add = 1)."""
@@ -287,11 +374,6 @@ class Layer:
         """Emit ONNX nodes through `g` (an onnx.builder.LayerBuilder) and
         return the output tensor's name. `g.training` selects training mode."""
         raise NotImplementedError(f"layer kind '{self.kind}' has no ONNX lowering")
-
-    def initial_value(self, suffix: str, shape: Shape, scheme: str, rng) -> Any:
-        """The initial value of a parameter or buffer, or None for the default
-        rule (weights by `scheme` over their fan-in, biases zero)."""
-        return None
 
     # --- presentation ----------------------------------------------------------
     def describe(self) -> str:
