@@ -8,7 +8,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from i2dl_dsl.layers.base import FAN_IN, ONES, REGISTRY, ZEROS, Args, Init, Layer, ScaledBernoulli, constant
+from i2dl_dsl.layers.base import REGISTRY, Args, Layer
+from i2dl_dsl.layers.declarations import FAN_IN, ONES, ZEROS, Init, ScaledBernoulli, constant
 from i2dl_dsl.onnx.init import SCHEMES, generator, initializer
 from i2dl_dsl.train.loop import random_inputs
 from test_onnx_layers import CASES, compiled

@@ -81,7 +81,6 @@ def test_runtime_creates_sessions_without_rewriting(digits):
     """A session's model is its caller's, byte for byte: runtime rewrites nothing."""
     model = build_step(digits, TrainConfig(optimizer=SGD), target=Target("cpu", 0)).model.SerializeToString()
     assert runtime.create_session(model, "cpu").source == model
-    assert not hasattr(runtime, "uses_blocked_convs")
 
 
 def test_a_session_on_another_device_than_the_target_is_refused(digits):

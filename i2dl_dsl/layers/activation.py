@@ -8,7 +8,8 @@ softmax: over channels for images, over features otherwise
 from __future__ import annotations
 
 from ..diagnostics import UserError
-from .base import Bool, Float, Int, Layer, P, Shape, constant, fmt_shape, register
+from .base import Bool, Float, Int, Layer, P, Shape, fmt_shape, register
+from .declarations import constant
 
 
 class _Activation(Layer):

@@ -12,7 +12,8 @@ import math
 from fractions import Fraction
 
 from ..diagnostics import UserError
-from .base import FAN_IN, ZEROS, Bool, Int, Layer, P, Pair, ReceptiveField, Shape, register
+from .base import Bool, Int, Layer, P, Pair, ReceptiveField, Shape, register
+from .declarations import FAN_IN, ZEROS
 from .window import ROUND, check_spatial, onnx_pads, resolve_padding, window_args, window_output
 
 

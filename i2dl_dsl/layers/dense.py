@@ -6,7 +6,8 @@ fc:  params = in·out + out,  MACs = in·out;  weight layout [out, in]
 from __future__ import annotations
 
 from ..diagnostics import UserError
-from .base import FAN_IN, ZEROS, Bool, Int, Layer, P, Shape, fmt_shape, numel, register
+from .base import Bool, Int, Layer, P, Shape, fmt_shape, numel, register
+from .declarations import FAN_IN, ZEROS
 
 
 @register

@@ -8,7 +8,8 @@ dropout:   identity at inference; in training, inverted dropout with keep 1 - p
 from __future__ import annotations
 
 from ..diagnostics import UserError
-from .base import ONES, ZEROS, Float, Layer, P, ScaledBernoulli, Shape, fmt_shape, register
+from .base import Float, Layer, P, Shape, fmt_shape, register
+from .declarations import ONES, ZEROS, ScaledBernoulli
 
 
 @register

@@ -15,7 +15,8 @@ so the batch-major [N, T, F] input is transposed around the op.
 from __future__ import annotations
 
 from ..diagnostics import UserError
-from .base import FAN_IN, ZEROS, Bool, Int, Layer, P, Shape, fmt_shape, register
+from .base import Bool, Int, Layer, P, Shape, fmt_shape, register
+from .declarations import FAN_IN, ZEROS
 
 
 class _Recurrent(Layer):

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..layers.base import Init
+from ..layers.declarations import Init
 
 SCHEMES = ("he", "xavier", "gaussian")
 

@@ -29,7 +29,7 @@ from .metrics import accuracy, loss_value
 from .progress import Progress, write_csv
 from .session import TrainingSession
 from .step import StepModel
-from ..layers.base import RandomInput
+from ..layers.declarations import RandomInput
 
 LAST, BEST = "checkpoint.npz", "best.npz"
 

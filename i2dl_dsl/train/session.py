@@ -38,6 +38,9 @@ def session_device(step: StepModel, device: str) -> str:
 
 
 class TrainingSession:
+    """The step's and evaluation graph's sessions, on the step's target
+    device (`device`: "auto" or that device; see `session_device`)."""
+
     def __init__(self, step: StepModel, device: str = "auto", threads: int | None = None,
                  profile: str | None = None):
         self.spec = step

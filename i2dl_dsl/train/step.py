@@ -26,7 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..autodiff import add_gradients
 from ..compiler import CheckedNetwork
-from ..layers.base import RandomInput
+from ..layers.declarations import RandomInput
 from ..names import within, within_any
 from ..onnx.builder import BATCH, GraphBuilder, LayerBuilder
 from ..onnx.export import DEFAULT_OPSET, assemble, lower_network, parameter_shapes
