@@ -108,7 +108,8 @@ def _bytes(n: int) -> str:
 
 def _buffer_kinds() -> str:
     """What buffers are, as the layer kinds that keep them declare it."""
-    return "; ".join(sorted({cls.holds for cls in REGISTRY.values() if cls.holds}))
+    kinds = sorted({cls.holds for cls in REGISTRY.values() if cls.holds})
+    return f"   ({'; '.join(kinds)})" if kinds else ""
 
 
 def format_table(net: CheckedNetwork, depth: int | None = None, batch: int = 1) -> str:
@@ -128,7 +129,7 @@ def format_table(net: CheckedNetwork, depth: int | None = None, batch: int = 1) 
     lines = [f"network {net.name}   ({net.path})", rule, line(header), rule, *map(line, body), rule,
              f"params:            {t['params']:>16,}",
              f"trainable params:  {t['trainable_params']:>16,}",
-             f"buffers:           {t['buffers']:>16,}   ({_buffer_kinds()})",
+             f"buffers:           {t['buffers']:>16,}{_buffer_kinds()}",
              f"MACs per sample:   {t['macs']:>16,}",
              f"parameter memory:  {_bytes(m['param_bytes']):>16}",
              f"activations, inference (batch {batch}): {_bytes(m['inference_activation_bytes'])} peak",
