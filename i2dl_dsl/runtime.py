@@ -172,9 +172,15 @@ def session_options(threads: int | None = None, profile: str | None = None):
     return options
 
 
-def _check_device(device: str) -> None:
+def _cuda_for(device: str) -> tuple[bool, str]:
+    """(whether to try CUDA for `device`, why not); an unknown device, or
+    "cuda" where it cannot be used, is a UserError."""
     if device not in DEVICES:
         raise UserError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
+    use_cuda, why_not = (False, "CPU requested") if device == "cpu" else cuda_available()
+    if device == "cuda" and not use_cuda:
+        raise UserError(f"--device cuda: CUDA cannot be used: {why_not}", "use --device cpu or --device auto")
+    return use_cuda, why_not
 
 
 def resolve_device(device: str) -> str:
@@ -182,13 +188,7 @@ def resolve_device(device: str) -> str:
     for: "auto" is CUDA where it can be tried here, otherwise the CPU; "cuda"
     where it cannot is a UserError. For graphs built for one device (a
     training step), resolved once, before building."""
-    _check_device(device)
-    if device == "cpu":
-        return "cpu"
-    usable, why_not = cuda_available()
-    if device == "cuda" and not usable:
-        raise UserError(f"--device cuda: CUDA cannot be used: {why_not}", "use --device cpu or --device auto")
-    return "cuda" if usable else "cpu"
+    return "cuda" if _cuda_for(device)[0] else "cpu"
 
 
 def create_session(model: str | bytes, device: str = "auto", threads: int | None = None,
@@ -196,11 +196,8 @@ def create_session(model: str | bytes, device: str = "auto", threads: int | None
     """A session for a finished model on the requested device; raises
     UserError when the model cannot be loaded or `device="cuda"` cannot be
     honoured."""
-    _check_device(device)
+    use_cuda, why_not = _cuda_for(device)
     ort = _ort()
-    use_cuda, why_not = (False, "CPU requested") if device == "cpu" else cuda_available()
-    if device == "cuda" and not use_cuda:
-        raise UserError(f"--device cuda: CUDA cannot be used: {why_not}", "use --device cpu or --device auto")
     providers = [_CUDA, _CPU] if use_cuda else [_CPU]
     session, failure = None, ""
     with _quiet_stderr() as log:
