@@ -39,6 +39,7 @@ from i2dl_dsl.compiler import check  # noqa: E402
 from i2dl_dsl.train import data as datamod  # noqa: E402
 from i2dl_dsl.train.loop import RunOptions, Trainer, learning_rate  # noqa: E402
 from i2dl_dsl.train.run import Settings, config_for, prepare_data  # noqa: E402
+from i2dl_dsl.target import Target  # noqa: E402
 from i2dl_dsl.train.step import build_step  # noqa: E402
 from isolate import measure_apart  # noqa: E402
 
@@ -48,7 +49,7 @@ MODEL = ROOT / "models" / "digits_cnn.net"
 def ours(target: float, threads: int, seed: int) -> tuple[float, int]:
     net = check(MODEL)
     settings = Settings.merge(net.train, {"seed": seed})
-    step = build_step(net, config_for(settings), device="cpu")
+    step = build_step(net, config_for(settings), target=Target.resolve("cpu"))
     train, val, test = prepare_data(net, settings, True)
     reached: list[int] = []
 

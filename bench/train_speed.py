@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from i2dl_dsl.compiler import check  # noqa: E402
 from i2dl_dsl.train.session import TrainingSession  # noqa: E402
+from i2dl_dsl.target import Target  # noqa: E402
 from i2dl_dsl.train.step import TrainConfig, build_step  # noqa: E402
 from isolate import Served, serve  # noqa: E402
 
@@ -51,10 +52,11 @@ def ours(name: str, batch: int, device: str, threads: int):
     """One training step of the compiler's graph, as a callable."""
     net = check(ROOT / "models" / f"{name}.net")
     spec = build_step(net, TrainConfig(loss="cross_entropy", optimizer={"name": "adam", "beta1": 0.9,
-                                                                       "beta2": 0.999, "eps": 1e-8}), device=device)
+                                                                       "beta2": 0.999, "eps": 1e-8}),
+                      target=Target.resolve(device))
     session = TrainingSession(spec, device, threads)
     x, y = batch_for(net, batch, np.random.default_rng(0))
-    masks = {m: np.ones((batch, *shape), np.float32) for m, (shape, _) in spec.masks.items()}
+    masks = {m: np.ones((batch, *draw.shape), np.float32) for m, draw in spec.masks.items()}
     counter = iter(range(1, 10**9))
     return lambda: session.train_step(x, y, masks, 1e-3, next(counter))
 

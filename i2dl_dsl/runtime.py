@@ -1,10 +1,14 @@
-"""The one place that creates onnxruntime sessions and picks the device.
+"""The one place that creates onnxruntime sessions, picks the device and
+runs them: it takes finished graphs and rewrites none (a graph's rewrites
+for its device are its builder's: see target.py).
 
 `device="auto"` uses CUDA when it really loads (the CUDA provider is listed
 *and* the session ends up running on it), otherwise the CPU; `"cuda"` where
 CUDA cannot load is an error, never a silent CPU run. onnxruntime's own
 warnings about CUDA libraries it cannot find are silenced: the caller gets
 one plain sentence about the device instead (`Session.device_note`).
+Every run, plain (`Session.run`) or with an I/O binding (`Session.run_bound`),
+reports a failing node at the line of the .net file it came from.
 """
 
 from __future__ import annotations
@@ -47,8 +51,24 @@ class Session:
         try:
             return self.session.run(None, feed)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own hierarchy
-            message = str(exc).strip() or type(exc).__name__
-            raise RunFailed(f"onnxruntime failed{_where(self.source, message)}: {message}") from None
+            raise self._failed(exc) from None
+
+    def binding(self) -> Any:
+        """A new I/O binding (onnxruntime.IOBinding) for `run_bound`."""
+        return self.session.io_binding()
+
+    def run_bound(self, binding: Any) -> None:
+        """Run with the tensors `binding` holds (kept on the device); its
+        outputs are then in the binding. A failure raises RunFailed naming
+        where it happened, as `run` does."""
+        try:
+            self.session.run_with_iobinding(binding)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own hierarchy
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: Exception) -> RunFailed:
+        message = str(exc).strip() or type(exc).__name__
+        return RunFailed(f"onnxruntime failed{_where(self.source, message)}: {message}")
 
 
 def _where(source: str | bytes | None, message: str) -> str:
@@ -152,46 +172,33 @@ def session_options(threads: int | None = None, profile: str | None = None):
     return options
 
 
-def uses_blocked_convs(device: str) -> bool:
-    """Whether a session made with `blocked_convs` for `device` will run its
-    convolutions on onnxruntime's NCHWc CPU kernels: the CPU is chosen and
-    has them. Graph builders ask, to pick the forms those kernels favour."""
-    if device == "cuda" or (device == "auto" and cuda_available()[0]):
-        return False
-    from .onnx.nchwc import block_size
-
-    return block_size() > 0
-
-
-def _with_blocked_convs(model: str | bytes) -> str | bytes:
-    from .onnx.nchwc import block_size, blocked_convolutions
-
-    block = block_size()
-    if not block or not isinstance(model, bytes):
-        return model
-    import onnx
-
-    return blocked_convolutions(onnx.load_from_string(model), block).SerializeToString()
-
-
-def create_session(model: str | bytes, device: str = "auto", threads: int | None = None,
-                   profile: str | None = None, blocked_convs: bool = False) -> Session:
-    """An inference session on the requested device; raises UserError when
-    the model cannot be loaded or `device="cuda"` cannot be honoured.
-
-    `blocked_convs`: the model's convolution weights are tensors computed or
-    fed at run time (a training step); on the CPU, its convolutions are
-    rewritten to onnxruntime's NCHWc kernels (`onnx/nchwc.py`), which its
-    optimiser would only use for constant weights."""
+def _cuda_for(device: str) -> tuple[bool, str]:
+    """(whether to try CUDA for `device`, why not); an unknown device, or
+    "cuda" where it cannot be used, is a UserError."""
     if device not in DEVICES:
         raise UserError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")
-    ort = _ort()
     use_cuda, why_not = (False, "CPU requested") if device == "cpu" else cuda_available()
     if device == "cuda" and not use_cuda:
         raise UserError(f"--device cuda: CUDA cannot be used: {why_not}", "use --device cpu or --device auto")
+    return use_cuda, why_not
+
+
+def resolve_device(device: str) -> str:
+    """The device ("cpu" or "cuda") a session for `device` will be asked
+    for: "auto" is CUDA where it can be tried here, otherwise the CPU; "cuda"
+    where it cannot is a UserError. For graphs built for one device (a
+    training step), resolved once, before building."""
+    return "cuda" if _cuda_for(device)[0] else "cpu"
+
+
+def create_session(model: str | bytes, device: str = "auto", threads: int | None = None,
+                   profile: str | None = None) -> Session:
+    """A session for a finished model on the requested device; raises
+    UserError when the model cannot be loaded or `device="cuda"` cannot be
+    honoured."""
+    use_cuda, why_not = _cuda_for(device)
+    ort = _ort()
     providers = [_CUDA, _CPU] if use_cuda else [_CPU]
-    if blocked_convs and not use_cuda:
-        model = _with_blocked_convs(model)
     session, failure = None, ""
     with _quiet_stderr() as log:
         try:

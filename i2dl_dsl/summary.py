@@ -11,7 +11,7 @@ from typing import Any
 
 from .compiler import CheckedNetwork
 from .elaborate import layer_node
-from .layers.base import ReceptiveField, Shape, fmt_shape
+from .layers.base import REGISTRY, ReceptiveField, Shape, fmt_shape
 from .names import within_any
 
 
@@ -107,6 +107,12 @@ def _bytes(n: int) -> str:
     return ""
 
 
+def _buffer_kinds() -> str:
+    """What buffers are, as the layer kinds that keep them declare it."""
+    kinds = sorted({cls.holds for cls in REGISTRY.values() if cls.holds})
+    return f"   ({'; '.join(kinds)})" if kinds else ""
+
+
 def format_table(net: CheckedNetwork, depth: int | None = None, batch: int = 1) -> str:
     header = ("layer", "type", "output", "params", "MACs", "receptive field")
     body = [(r.name, r.type, fmt_shape(r.output_shape), f"{r.params:,}", f"{r.macs:,}", _field_text(r.field))
@@ -124,7 +130,7 @@ def format_table(net: CheckedNetwork, depth: int | None = None, batch: int = 1) 
     lines = [f"network {net.name}   ({net.path})", rule, line(header), rule, *map(line, body), rule,
              f"params:            {t['params']:>16,}",
              f"trainable params:  {t['trainable_params']:>16,}",
-             f"buffers:           {t['buffers']:>16,}   (batch-norm running statistics)",
+             f"buffers:           {t['buffers']:>16,}{_buffer_kinds()}",
              f"MACs per sample:   {t['macs']:>16,}",
              f"parameter memory:  {_bytes(m['param_bytes']):>16}",
              f"activations, inference (batch {batch}): {_bytes(m['inference_activation_bytes'])} peak",

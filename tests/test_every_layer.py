@@ -29,6 +29,7 @@ import pytest
 
 from i2dl_dsl.compiler import CheckedNetwork, check
 from i2dl_dsl.elaborate import layer_node
+from i2dl_dsl.target import Target
 from i2dl_dsl.layers import REGISTRY
 from i2dl_dsl.train.session import TrainingSession
 from i2dl_dsl.train.step import StepModel, TrainConfig, build_step
@@ -102,7 +103,7 @@ def training_step(net: CheckedNetwork, **config: Any) -> StepModel:
     """The step graph for the CPU: by default mse loss and SGD, gradients
     exposed as `grad/<param>`; `config` overrides TrainConfig's fields."""
     settings = {"loss": "mse", "optimizer": SGD, "expose_gradients": True, **config}
-    return build_step(net, TrainConfig(**settings), device="cpu")
+    return build_step(net, TrainConfig(**settings), target=Target.resolve("cpu"))
 
 
 def layer_kinds(net: CheckedNetwork) -> set[str]:
@@ -143,10 +144,7 @@ def dims(step: StepModel, name: str) -> tuple[int, ...]:
 
 
 def make_batch(step: StepModel, rng: np.random.Generator) -> Batch:
-    masks = {}
-    for name, (shape, keep) in step.masks.items():
-        kept = rng.random((BATCH, *shape)) < keep
-        masks[name] = (kept / keep).astype(np.float32)
+    masks = {name: declared.draw(rng, BATCH) for name, declared in step.masks.items()}
     x = rng.standard_normal((BATCH, *dims(step, step.input))).astype(np.float32)
     y = rng.standard_normal((BATCH, *dims(step, "y"))).astype(np.float32)
     return Batch(x, y, masks)

@@ -121,16 +121,17 @@ def test_training_step_runs_blocked_and_agrees_with_plain() -> None:
     and parameters of the same graph run with the plain Conv."""
     from i2dl_dsl.compiler import check
     from i2dl_dsl.train.session import TrainingSession
+    from i2dl_dsl.target import Target
     from i2dl_dsl.train.step import TrainConfig, build_step
 
     net = check(Path(__file__).resolve().parents[1] / "models" / "digits_cnn.net")
-    step = build_step(net, TrainConfig(), device="cpu")
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((16, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, 16)
-    masks = {m: np.ones((16, *shape), np.float32) for m, (shape, _) in step.masks.items()}
     results = {}
     for blocked in (True, False):
-        session = TrainingSession(step, "cpu", 2, blocked_convs=blocked)
+        step = build_step(net, TrainConfig(), target=Target("cpu", BLOCK if blocked else 0))
+        masks = {m: np.ones((16, *draw.shape), np.float32) for m, draw in step.masks.items()}
+        session = TrainingSession(step, "cpu", 2)
         source = onnx.load_from_string(session.step_session.source)
         # 3 forward, 2 input gradients, 2 weight gradients (conv1's, with one
         # input channel, stays an im2col)

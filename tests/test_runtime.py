@@ -217,7 +217,7 @@ def test_bench_reports_percentiles_and_throughput(model_file, capfd):
 
 def test_benchmark_percentiles_are_ordered(model_file):
     s = create_session(str(model_file), "cpu")
-    r = run_cli.benchmark(s.session, {"image": batch(2)}, 2, seconds=0.2)
+    r = run_cli.benchmark(s, {"image": batch(2)}, 2, seconds=0.2)
     assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
     assert r["runs"] >= 20 and r["throughput"] > 0
 

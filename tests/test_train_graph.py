@@ -151,7 +151,7 @@ def test_batchnorm_inference_reads_the_running_averages(tmp_path) -> None:
 def test_dropout_multiplies_by_its_mask_input(tmp_path) -> None:
     net = compile_net(tmp_path, "x[3, 4, 4]", "    d: dropout(p=0.25)")
     step = build_step(net, TrainConfig(loss="mse", optimizer=SGD))
-    assert step.masks == {"d.mask": ((3, 4, 4), 0.75)}
+    assert {name: (draw.shape, draw.keep) for name, draw in step.masks.items()} == {"d.mask": ((3, 4, 4), 0.75)}
     mask_input = next(i for i in step.model.graph.input if i.name == "d.mask")
     dims = [d.dim_param or d.dim_value for d in mask_input.type.tensor_type.shape.dim]
     assert dims == ["N", 3, 4, 4]
@@ -185,8 +185,8 @@ class Masked(torch.nn.Module):
 
 
 def dropout_masks(step: StepModel, batch: int, rng) -> dict[str, np.ndarray]:
-    return {name: (rng.random((batch, *shape)) < keep).astype(np.float32) / keep
-            for name, (shape, keep) in step.masks.items()}
+    return {name: (rng.random((batch, *draw.shape)) < draw.keep).astype(np.float32) / draw.keep
+            for name, draw in step.masks.items()}
 
 
 def zoo_gradients(name: str, input_shape: tuple[int, ...], seed: int = 0):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Bool, Float, Int, Layer, P, Shape, fmt_shape, register
+from .declarations import constant
 
 
 class _Activation(Layer):
@@ -70,10 +71,8 @@ class PReLU(_Activation):
     def params(self, inputs, output):
         return {"weight": (inputs[0][0] if self.a.per_channel else 1,)}
 
-    def initial_value(self, suffix, shape, scheme, rng):
-        import numpy as np
-
-        return np.full(shape, self.a.init, dtype=np.float32)
+    def inits(self):
+        return {"weight": constant(self.a.init)}
 
     def lower(self, g, inputs):
         slope = g.param("weight")

@@ -2,8 +2,11 @@
 
 A layer kind is one class in one file of this package: its signature, its
 shape rule (errors quote the formula with the numbers filled in), its
-parameters and buffers, its MACs and its receptive-field step. Drivers
-(checker, summary, drawing, lowering) only ever call these methods.
+parameters and buffers and how each starts (`inits`), the random inputs it
+draws in training (`random_inputs`), whether it needs batch statistics, its
+MACs and its receptive-field step. Drivers (checker, summary, drawing,
+lowering, the training loop) only ever read these declarations; none of
+them recognises a layer by the names of its tensors.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
 from ..diagnostics import UserError
+from .declarations import Init, RandomInput, Shape
 
-Shape = tuple[int, ...]  # without the batch axis: [C, H, W], [T, F] or [F]
 
 
 class Symbol(str):
@@ -252,6 +255,11 @@ class Layer:
     signature: ClassVar[tuple[P, ...]] = ()
     inputs: ClassVar[int | None] = 1  # None: two or more tensors (merges)
     doc: ClassVar[str] = ""
+    title: ClassVar[str] = ""         # the layer in messages ("batch norm"); the kind when empty
+    holds: ClassVar[str] = ""         # what its buffers hold, for summaries ("batch-norm running statistics")
+    # In training it normalises with statistics over the batch, per channel:
+    # it needs two or more values per channel in a batch (or 0/0 variance).
+    batch_statistics: ClassVar[bool] = False
 
     def __init__(self, args: Args):
         self.a = args
@@ -267,8 +275,35 @@ class Layer:
         return {}
 
     def buffers(self, inputs: list[Shape], output: Shape) -> dict[str, Shape]:
-        """Non-learnable state (batch-norm running statistics)."""
+        """Non-learnable state (batch-norm running statistics); a lowering in
+        training mode gives each buffer it moves its new value
+        (`g.buffer_update`), which the training step writes back."""
         return {}
+
+    def inits(self) -> dict[str, Init]:
+        """How every parameter and buffer `params` and `buffers` can name
+        starts, by suffix. There is no default: a tensor without one is an
+        error (`init_of`), never a silent zero."""
+        return {}
+
+    def init_of(self, suffix: str) -> Init:
+        declared = self.inits()
+        if suffix not in declared:
+            raise LookupError(f"layer kind '{self.kind}' declares no initialisation for its tensor '{suffix}' "
+                              "(add it to the class's `inits`)")
+        return declared[suffix]
+
+    def random_inputs(self, output: Shape) -> dict[str, RandomInput]:
+        """The random tensors its training-mode lowering reads, by suffix,
+        and how to draw them; the lowering asks for each with
+        `g.random_input(suffix, declaration)`, and the training loop draws
+        them all each step."""
+        return {}
+
+    @property
+    def label(self) -> str:
+        """The layer as messages name it."""
+        return self.title or self.kind
 
     def macs(self, inputs: list[Shape], output: Shape) -> int:
         """Multiply-adds for one sample (one multiply-add = 1)."""
@@ -287,11 +322,6 @@ class Layer:
         """Emit ONNX nodes through `g` (an onnx.builder.LayerBuilder) and
         return the output tensor's name. `g.training` selects training mode."""
         raise NotImplementedError(f"layer kind '{self.kind}' has no ONNX lowering")
-
-    def initial_value(self, suffix: str, shape: Shape, scheme: str, rng) -> Any:
-        """The initial value of a parameter or buffer, or None for the default
-        rule (weights by `scheme` over their fan-in, biases zero)."""
-        return None
 
     # --- presentation ----------------------------------------------------------
     def describe(self) -> str:

@@ -13,6 +13,7 @@ from fractions import Fraction
 
 from ..diagnostics import UserError
 from .base import Bool, Int, Layer, P, Pair, ReceptiveField, Shape, register
+from .declarations import FAN_IN, ZEROS
 from .window import ROUND, check_spatial, onnx_pads, resolve_padding, window_args, window_output
 
 
@@ -53,6 +54,9 @@ class Conv(Layer):
         cin = inputs[0][0]
         weight = (self.a.filters, cin // self.a.groups, *self.a.k)
         return {"weight": weight, "bias": (self.a.filters,)} if self.a.bias else {"weight": weight}
+
+    def inits(self):
+        return {"weight": FAN_IN, "bias": ZEROS}
 
     def macs(self, inputs, output):
         cout, hout, wout = output
@@ -104,6 +108,9 @@ class UpConv(Layer):
     def params(self, inputs, output):
         weight = (inputs[0][0], self.a.filters // self.a.groups, *self.a.k)
         return {"weight": weight, "bias": (self.a.filters,)} if self.a.bias else {"weight": weight}
+
+    def inits(self):
+        return {"weight": FAN_IN, "bias": ZEROS}
 
     def macs(self, inputs, output):
         cin, h, w = inputs[0]

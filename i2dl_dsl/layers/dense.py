@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Bool, Int, Layer, P, Shape, fmt_shape, numel, register
+from .declarations import FAN_IN, ZEROS
 
 
 @register
@@ -30,6 +31,9 @@ class FC(Layer):
     def params(self, inputs, output):
         weight = (self.a.out, inputs[0][0])
         return {"weight": weight, "bias": (self.a.out,)} if self.a.bias else {"weight": weight}
+
+    def inits(self):
+        return {"weight": FAN_IN, "bias": ZEROS}
 
     def macs(self, inputs, output):
         return inputs[0][0] * self.a.out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Float, Layer, P, Shape, fmt_shape, register
+from .declarations import ONES, ZEROS, ScaledBernoulli
 
 
 @register
@@ -16,6 +17,9 @@ class BatchNorm(Layer):
     kind = "batchnorm"
     prefix = "bn"
     family = "norm"
+    title = "batch norm"
+    holds = "batch-norm running statistics"
+    batch_statistics = True
     doc = "batch normalisation over channels (BatchNorm2d) or features (BatchNorm1d)"
     signature = (
         P("eps", Float(0.0, 1.0), 1e-5, "added to the variance"),
@@ -34,10 +38,8 @@ class BatchNorm(Layer):
     def buffers(self, inputs, output):
         return {"running_mean": (inputs[0][0],), "running_var": (inputs[0][0],)}
 
-    def initial_value(self, suffix, shape, scheme, rng):
-        import numpy as np
-
-        return (np.ones if suffix in ("weight", "running_var") else np.zeros)(shape, dtype=np.float32)
+    def inits(self):
+        return {"weight": ONES, "bias": ZEROS, "running_mean": ZEROS, "running_var": ONES}
 
     def lower(self, g, inputs):
         if g.training:
@@ -79,8 +81,12 @@ class Dropout(Layer):
     doc = "inverted dropout; the identity at inference"
     signature = (P("p", Float(0.0, 1.0, high_open=True), 0.5, "probability of dropping a unit"),)
 
+    def random_inputs(self, output):
+        # Inverted dropout: the mask holds 0 or 1/(1-p), drawn afresh each step.
+        return {"mask": ScaledBernoulli(tuple(output), 1.0 - self.a.p)} if self.a.p > 0 else {}
+
     def lower(self, g, inputs):
         if g.training and self.a.p > 0:
-            # Inverted dropout: the mask holds 0 or 1/(1-p), drawn afresh each step.
-            return g.op("Mul", [inputs[0], g.mask_input(1.0 - self.a.p)])
+            mask = g.random_input("mask", self.random_inputs(g.output_shape)["mask"])
+            return g.op("Mul", [inputs[0], mask])
         return g.op("Identity", inputs)

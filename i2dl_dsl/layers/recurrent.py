@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Bool, Int, Layer, P, Shape, fmt_shape, register
+from .declarations import FAN_IN, ZEROS
 
 
 class _Recurrent(Layer):
@@ -41,6 +42,9 @@ class _Recurrent(Layer):
         features, hidden, rows = inputs[0][1], self.a.hidden, self.gates * self.a.hidden
         return {"weight_ih_l0": (rows, features), "weight_hh_l0": (rows, hidden),
                 "bias_ih_l0": (rows,), "bias_hh_l0": (rows,)}
+
+    def inits(self):
+        return {"weight_ih_l0": FAN_IN, "weight_hh_l0": FAN_IN, "bias_ih_l0": ZEROS, "bias_hh_l0": ZEROS}
 
     def macs(self, inputs, output):
         steps, features = inputs[0]

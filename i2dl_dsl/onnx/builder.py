@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from ..layers.declarations import RandomInput
 from .graph import Builder, Graph
 
 BATCH = "N"
@@ -30,9 +31,10 @@ class GraphBuilder(Graph):
     training: bool = False
     value_infos: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
     # Training mode only: new values of buffers (batch-norm running
-    # statistics), and per-step random inputs (dropout masks) with their shapes.
+    # statistics), and per-step random inputs (dropout masks) as their layers
+    # declare them (shape and how to draw; layers/base.py RandomInput).
     buffer_updates: dict[str, str] = field(default_factory=dict)
-    mask_inputs: dict[str, tuple[tuple[int, ...], float]] = field(default_factory=dict)
+    random_inputs: dict[str, RandomInput] = field(default_factory=dict)
 
     def declare(self, name: str, shape: tuple[int, ...] | None, elem=TensorProto.FLOAT) -> None:
         """Record a tensor's shape (with the symbolic batch axis) for value_info."""
@@ -67,10 +69,11 @@ class LayerBuilder(Builder):
         """Training mode: `tensor` is the new value of the buffer `<layer>.<suffix>`."""
         self.graph.buffer_updates[f"{self.name}.{suffix}"] = tensor
 
-    def mask_input(self, keep: float) -> str:
-        """Training mode: a graph input `<layer>.mask` shaped like the layer's
-        output, that the training loop fills each step with 0 or 1/keep."""
-        name = f"{self.name}.mask"
+    def random_input(self, suffix: str, draw: RandomInput) -> str:
+        """Training mode: a graph input `<layer>.<suffix>` that the training
+        loop fills each step as `draw` (a layers.declarations.RandomInput the layer
+        declares) says."""
+        name = f"{self.name}.{suffix}"
         self.graph.names.add(name)
-        self.graph.mask_inputs[name] = (tuple(self.output_shape), keep)
+        self.graph.random_inputs[name] = draw
         return name

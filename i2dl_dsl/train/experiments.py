@@ -17,6 +17,7 @@ from .augment import make_augmenter
 from .loop import RunOptions, Trainer, write_result
 from .run import Settings, config_for
 from .step import build_step
+from ..target import Target
 
 
 @dataclass
@@ -47,7 +48,7 @@ def make_trainer(net: CheckedNetwork, settings: Settings, train: datamod.Dataset
                  device: str = "auto", quiet: bool = True, epochs: int | None = None, resume: bool = False,
                  weights: dict[str, np.ndarray] | None = None, schedule_epochs: int | None = None) -> Trainer:
     """The trainer of one model on the given split, ready to run."""
-    step = build_step(net, config_for(settings), weights, device=device)
+    step = build_step(net, config_for(settings), weights, target=Target.resolve(device))
     total = epochs or settings["epochs"]
     options = RunOptions(out=out, epochs=total, batch=settings["batch"], schedule=settings["schedule"],
                          early_stopping=settings.get("early_stopping"), resume=resume, device=device,
@@ -85,7 +86,7 @@ def overfit(net: CheckedNetwork, settings: Settings, samples: int, out: Path, de
     subset = prepared.data.subset(np.arange(samples))
     plain = Settings({**settings.values, "batch": min(settings["batch"], samples), "augment": [],
                       "early_stopping": None, "schedule": {"name": "constant"}})
-    step = build_step(net, config_for(plain), weights, device=device)
+    step = build_step(net, config_for(plain), weights, target=Target.resolve(device))
     # The samples are also the validation data: the verdict reads their loss as `predict` sees them
     # (running statistics, no dropout), not the epoch's running training loss.
     options = RunOptions(out=out, epochs=max_epochs, batch=plain["batch"], device=device, seed=plain["seed"],

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
+from ..elaborate import layer_node
 from . import data as datamod
 from ..files import save_arrays
 from .loop import Diverged, write_result
@@ -39,6 +40,7 @@ from .progress import plot, write_csv
 from .run import Settings, config_for, prepare_data
 from .session import TrainingSession
 from .step import StepModel, build_step
+from ..target import Target
 
 
 @dataclass
@@ -126,14 +128,16 @@ def minimize(objective: Objective, history: int = 10, max_iter: int = 100,
     return result
 
 
-def _refuse_network(step: StepModel) -> None:
+def _refuse_network(net: CheckedNetwork, step: StepModel) -> None:
     if step.masks:
         layers = ", ".join(sorted(name.rsplit(".", 1)[0] for name in step.masks))
         raise UserError(f"optimizer lbfgs needs the same loss for the same parameters, but dropout ({layers}) "
                         "draws new masks at every evaluation", "remove the dropout layers, or train with adam or sgd")
     if step.buffers:
-        raise UserError("optimizer lbfgs needs the same loss for the same parameters, but batch norm moves its "
-                        "running statistics at every evaluation", "train this network with adam or sgd")
+        layers = [layer_node(net.graph, name).layer for name in sorted({b.rsplit(".", 1)[0] for b in step.buffers})]
+        moving = "; ".join(sorted({f"{layer.label} updates its {layer.holds or 'buffers'}" for layer in layers}))
+        raise UserError(f"optimizer lbfgs needs the same loss for the same parameters, but {moving} at every "
+                        "evaluation", "train this network with adam or sgd")
 
 
 def _refuse_settings(settings: Settings, resume: bool) -> None:
@@ -160,8 +164,8 @@ def train_lbfgs(net: CheckedNetwork, settings: Settings, out: Path, device: str 
     config = replace(config_for(Settings({**settings.values, "optimizer": {"name": "sgd"}})), weight_decay=0.0,
                      expose_gradients=True)
     train, val, test = prepare_data(net, settings, LOSSES[config.loss].integer_labels)
-    step = build_step(net, config, weights, device=device)
-    _refuse_network(step)
+    step = build_step(net, config, weights, target=Target.resolve(device))
+    _refuse_network(net, step)
     session = TrainingSession(step, device, threads)
     if not quiet:
         print(f"training {net.name} on {settings['data']} ({len(train)} train, {len(val)} validation, {len(test)} "

@@ -23,12 +23,14 @@ import numpy as np
 
 from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
+from ..elaborate import layer_node
 from . import checkpoint, data as datamod
 from ..files import save_json
 from .metrics import accuracy, loss_value
 from .progress import Progress, write_csv
 from .session import TrainingSession
 from .step import StepModel
+from ..layers.declarations import RandomInput
 
 LAST, BEST = "checkpoint.npz", "best.npz"
 
@@ -65,21 +67,24 @@ def learning_rate(base: float, schedule: dict[str, Any], epoch: int, epochs: int
     return base
 
 
-def dropout_masks(masks: dict[str, tuple[tuple[int, ...], float]], count: int, rng: np.random.Generator
-                  ) -> dict[str, np.ndarray]:
-    """Inverted-dropout masks for a batch: 1/keep with probability keep, else 0."""
-    return {name: (rng.random((count, *shape), dtype=np.float32) < keep).astype(np.float32) / keep
-            for name, (shape, keep) in masks.items()}
+def random_inputs(declared: dict[str, RandomInput], count: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Every random input of a batch of `count` samples (dropout masks), each
+    drawn as its layer declares, in turn from the one generator."""
+    return {name: draw.draw(rng, count) for name, draw in declared.items()}
 
 
 def check_batch_statistics(net: CheckedNetwork, batch: int) -> None:
-    """Batch norm in training needs two values per channel in a batch, or
-    its variance is 0/0 (PyTorch refuses this too)."""
+    """A layer that normalises with batch statistics (batch norm) needs two
+    values per channel in a batch, or its variance is 0/0 (PyTorch refuses
+    this too)."""
     a = net.analysis
-    for layer, buffers in a.buffers.items():
-        values = batch * int(np.prod(a.shapes[layer][1:]))
-        if "running_var" in buffers and values < 2:
-            raise UserError(f"batch norm '{layer}' sees {values} value per channel in a batch of {batch}: "
+    for node in a.order:
+        layer = layer_node(net.graph, node).layer
+        if not layer.batch_statistics:
+            continue
+        values = batch * int(np.prod(a.shapes[node][1:]))
+        if values < 2:
+            raise UserError(f"{layer.label} '{node}' sees {values} value per channel in a batch of {batch}: "
                             "its batch variance is undefined", "train with batches of 2 or more samples")
 
 
@@ -192,7 +197,7 @@ class Trainer:
         x, y = self.train_data.x[index], self.train_data.y[index]
         if self.augment is not None:
             x = self.augment(x, np.random.default_rng([self.o.seed, epoch, batch, 3]))
-        masks = dropout_masks(self.step.masks, len(index), np.random.default_rng([self.o.seed, epoch, batch, 2]))
+        masks = random_inputs(self.step.masks, len(index), np.random.default_rng([self.o.seed, epoch, batch, 2]))
         start = time.perf_counter()
         loss, out = self.session.train_step(x, y, masks, lr, p["step"] + 1)
         p["seconds"] += time.perf_counter() - start

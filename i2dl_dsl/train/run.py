@@ -21,6 +21,7 @@ from .loop import RunOptions, Trainer, write_result
 from .losses import LOSSES
 from .progress import plot
 from .step import TrainConfig, build_step
+from ..target import Target
 
 DEFAULTS: dict[str, Any] = {"loss": "cross_entropy", "optimizer": {"name": "adam"}, "batch": 64, "epochs": 10,
                             "data": "digits", "seed": 0, "weight_decay": 0.0, "l1": 0.0, "l2": 0.0,
@@ -88,7 +89,7 @@ def train_network(net: CheckedNetwork, settings: Settings, out: Path, device: st
         return train_lbfgs(net, settings, out, device, resume, quiet, weights, threads)
     config = config_for(settings)
     train, val, test = prepare_data(net, settings, LOSSES[config.loss].integer_labels)  # data errors come first
-    step = build_step(net, config, weights, device=device)
+    step = build_step(net, config, weights, target=Target.resolve(device))
     options = RunOptions(out=out, epochs=settings["epochs"], batch=settings["batch"], schedule=settings["schedule"],
                          early_stopping=settings.get("early_stopping"), resume=resume, device=device,
                          threads=threads, seed=settings["seed"], quiet=quiet)

@@ -8,6 +8,10 @@ lr and t (binding ~30 tensors anew each step cost 0.3-0.5 ms of Python,
 6-7% of a small network's step). Only the batch goes in and only the loss
 and the network output come back to the host. Host arrays handed in are
 copied, and host arrays handed out are copies: the buffers are rewritten.
+
+Both graphs come finished for their target (StepModel.target); the
+sessions run on its device, and every run goes through runtime.Session, so
+a failing node is reported at its .net line.
 """
 
 from __future__ import annotations
@@ -16,19 +20,33 @@ from typing import Any
 
 import numpy as np
 
+from ..diagnostics import UserError
 from ..runtime import Session, create_session
 from .step import LOSS, LR, STEP, StepModel, state_name
 
 
+def session_device(step: StepModel, device: str) -> str:
+    """The device to run `step` on: its target's. Asked for another (not
+    "auto"), it refuses: the graphs hold forms and rewrites chosen for their
+    target (NCHWc kernels are CPU-only), so running them elsewhere would be
+    slow or fail far from the cause; build the step for that device instead."""
+    target = step.target.device
+    if device not in ("auto", target):
+        raise UserError(f"this training step was built for {target}, not {device}",
+                        f"build it for {device}: build_step(..., target=Target.resolve('{device}'))")
+    return target
+
+
 class TrainingSession:
+    """The step's and evaluation graph's sessions, on the step's target
+    device (`device`: "auto" or that device; see `session_device`)."""
+
     def __init__(self, step: StepModel, device: str = "auto", threads: int | None = None,
-                 profile: str | None = None, blocked_convs: bool = True):
+                 profile: str | None = None):
         self.spec = step
-        self.step_session: Session = create_session(step.model.SerializeToString(), device, threads, profile,
-                                                    blocked_convs=blocked_convs)
-        self.device = self.step_session.device
-        self.eval_session: Session = create_session(step.eval_model.SerializeToString(), self.device, threads,
-                                                    blocked_convs=blocked_convs)
+        self.device = session_device(step, device)
+        self.step_session: Session = create_session(step.model.SerializeToString(), self.device, threads, profile)
+        self.eval_session: Session = create_session(step.eval_model.SerializeToString(), self.device, threads)
         self.tensors: dict[str, Any] = {}
         self.last_gradients: dict[str, Any] = {}  # with TrainConfig.expose_gradients
         self._bindings: list[tuple[Any, dict[str, Any]]] = []  # made on the first step after a load
@@ -89,7 +107,7 @@ class TrainingSession:
         for name in self._output_names:  # loss, output, gradients: allocated anew (the batch may change)
             if not name.startswith("new/"):
                 binding.bind_output(name, self.device)
-        self.step_session.session.run_with_iobinding(binding)
+        self.step_session.run_bound(binding)
         self.tensors.update(written)
         outputs = dict(zip(self._output_names, binding.get_outputs()))
         self.last_gradients = {name[5:]: value for name, value in outputs.items() if name.startswith("grad/")}
@@ -106,7 +124,7 @@ class TrainingSession:
             spare = {**current, **{n: ort.OrtValue.ortvalue_from_shape_and_type(current[n].shape(), np.float32,
                                                                                  self.device, 0) for n in updated}}
             for reads, writes in ((current, spare), (spare, current)):
-                binding = self.step_session.session.io_binding()
+                binding = self.step_session.binding()
                 for name, value in reads.items():
                     binding.bind_ortvalue_input(name, value)
                 for name in self._output_names:  # in this order: get_outputs keeps it
@@ -120,15 +138,15 @@ class TrainingSession:
 
     def predict(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
         """The network's output in inference mode (running statistics, no dropout)."""
-        session = self.eval_session.session
+        output = self.eval_session.session.get_outputs()[0].name
         outputs = []
         for start in range(0, len(x), batch):
-            binding = session.io_binding()
+            binding = self.eval_session.binding()
             binding.bind_ortvalue_input(self.spec.input, self._ortvalue(x[start:start + batch]))
             for name in self._eval_inputs:
                 if name != self.spec.input:
                     binding.bind_ortvalue_input(name, self.tensors[name])
-            binding.bind_output(session.get_outputs()[0].name, "cpu")
-            session.run_with_iobinding(binding)
+            binding.bind_output(output, "cpu")
+            self.eval_session.run_bound(binding)
             outputs.append(binding.get_outputs()[0].numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)

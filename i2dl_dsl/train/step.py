@@ -1,7 +1,8 @@
 """The training step as one ONNX graph: forward in training mode, loss,
 backward (i2dl_dsl.autodiff), optimizer update.
 
-Inputs:  the batch `x`, labels `y`, dropout masks `<layer>.mask`, every
+Inputs:  the batch `x`, labels `y`, the random inputs its layers declare
+         (dropout masks `<layer>.mask`, see Layer.random_inputs), every
          parameter and buffer by name, optimizer state `state/<slot>` (flat
          over all trainable parameters, see packing.py), the learning rate
          `lr` and the step number `step` (t, from 1).
@@ -9,7 +10,9 @@ Outputs: `loss`, the network output, `new/<param>` for every trainable
          parameter, `new/state/<slot>`, and `new/<buffer>` (running statistics).
 
 Parameters are inputs, not initializers, so the session can keep them on the
-device and feed each step's outputs to the next (see session.py).
+device and feed each step's outputs to the next (see session.py). Both
+graphs are finished for their target (target.py) here, before any session
+exists.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..autodiff import add_gradients
 from ..compiler import CheckedNetwork
+from ..layers.declarations import RandomInput
 from ..names import within, within_any
 from ..onnx.builder import BATCH, GraphBuilder, LayerBuilder
 from ..onnx.export import DEFAULT_OPSET, assemble, lower_network, parameter_shapes
 from ..onnx.graph import rename
-from ..runtime import uses_blocked_convs
+from ..target import Target
 from . import optimizers
 from .losses import LABEL, LOSSES, Loss, label_type
 from .packing import Packing
@@ -58,12 +62,13 @@ class StepModel:
     trainable: list[str]
     buffers: list[str]
     state: dict[str, np.ndarray]        # optimizer slots per parameter (`state/<param>/<slot>`), zeros
-    masks: dict[str, tuple[tuple[int, ...], float]]
+    masks: dict[str, RandomInput]       # every random input by name, as its layer declares it
     loss: Loss
     output: str
     input: str
     packing: Packing                    # where each trainable parameter sits in the flat slots
     slots: tuple[str, ...]              # the optimizer's slot names; in the graph, flat `state/<slot>`
+    target: Target                      # the device both graphs are written for
 
     def flat_slot(self, name: str) -> tuple[str, str] | None:
         """(flat slot tensor, parameter) for a per-parameter name `state/<param>/<slot>`."""
@@ -103,10 +108,12 @@ def _scalar_input(graph: onnx.GraphProto, name: str) -> None:
 
 
 def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.ndarray] | None = None,
-               opset: int = DEFAULT_OPSET, device: str = "auto") -> StepModel:
-    """The training step and evaluation graphs. `device` is where they will
-    run: on a CPU with onnxruntime's blocked convolutions, the convolution
-    gradients take the forms those are fastest at."""
+               opset: int = DEFAULT_OPSET, target: Target | None = None) -> StepModel:
+    """The training step and evaluation graphs, finished for `target` (None:
+    this machine's CPU, `Target.resolve("cpu")`): on a CPU with onnxruntime's
+    blocked convolutions, the convolution gradients take the forms those are
+    fastest at and the convolutions are rewritten to them."""
+    target = target or Target.resolve("cpu")
     loss = LOSSES[config.loss]
     builder, output = lower_network(net, opset, weights, config.seed, config.init, training=True, strict=False)
     out_shape = net.analysis.shapes[net.output]
@@ -123,11 +130,11 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
     # Class labels: one per sample, or one per pixel for a dense output [K, H, W] (segmentation).
     label_dims = ([BATCH, *out_shape[1:]] if loss.integer_labels else [BATCH, *out_shape])
     model.graph.input.append(helper.make_tensor_value_info(LABEL, label_type(loss), label_dims))
-    for mask, (shape, _) in builder.mask_inputs.items():
-        model.graph.input.append(helper.make_tensor_value_info(mask, TensorProto.FLOAT, [BATCH, *shape]))
+    for name, draw in builder.random_inputs.items():
+        model.graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH, *draw.shape]))
     model.graph.output.insert(0, helper.make_tensor_value_info(LOSS, TensorProto.FLOAT, []))
 
-    grads = add_gradients(model, LOSS, trainable, blocked_convs=uses_blocked_convs(device))
+    grads = add_gradients(model, LOSS, trainable, blocked_convs=target.blocked_convs)
     if config.expose_gradients:
         for param, grad in grads.items():
             if grad != f"grad/{param}":
@@ -139,9 +146,9 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
         model.graph.node.append(helper.make_node("Identity", [builder.buffer_updates[name]], [f"new/{name}"],
                                                  name=f"new/{name}"))
         model.graph.output.append(helper.make_tensor_value_info(f"new/{name}", TensorProto.FLOAT, list(shapes[name])))
-    return StepModel(model, eval_model(net, values, opset), values, trainable, buffers, state,
-                     dict(builder.mask_inputs), loss, output, net.input, packing,
-                     tuple(optimizers.SLOTS[config.optimizer["name"]]))
+    return StepModel(target.rewrite(model), target.rewrite(eval_model(net, values, opset)), values, trainable,
+                     buffers, state, dict(builder.random_inputs), loss, output, net.input, packing,
+                     tuple(optimizers.SLOTS[config.optimizer["name"]]), target)
 
 
 def _buffer_names(net: CheckedNetwork) -> set[str]:
