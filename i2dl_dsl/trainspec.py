@@ -18,33 +18,16 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .diagnostics import Diagnostic, Diagnostics, UserError, did_you_mean
-from .layers.base import Bool, Choice, Float, Int, P, Symbol
+from .layers.base import Choice, Float, Int, P, Symbol
 from .syntax import ast
+from .train.augment import AUGMENTATIONS
+from .train.losses import LOSSES
+from .train.optimizers import OPTIMIZERS
+from .train.registry import Registry
+from .train.schedules import SCHEDULES
+from .train.stopping import EARLY_STOPPING
 from .values import as_written, bind, evaluate
 
-LOSSES = ("l1", "mse", "bce", "cross_entropy", "hinge")
-
-_LR = P("lr", Float(0.0), 0.01, "learning rate")
-OPTIMIZERS: dict[str, tuple[P, ...]] = {
-    "sgd": (_LR,),
-    "momentum": (_LR, P("beta", Float(0.0, 1.0, high_open=True), 0.9)),
-    "nesterov": (_LR, P("beta", Float(0.0, 1.0, high_open=True), 0.9)),
-    "rmsprop": (_LR, P("beta", Float(0.0, 1.0, high_open=True), 0.99), P("eps", Float(0.0), 1e-8)),
-    "adam": (P("lr", Float(0.0), 1e-3), P("beta1", Float(0.0, 1.0, high_open=True), 0.9),
-             P("beta2", Float(0.0, 1.0, high_open=True), 0.999), P("eps", Float(0.0), 1e-8)),
-    "lbfgs": (P("lr", Float(0.0), 1.0), P("history", Int(), 10), P("max_iter", Int(), 100)),
-}
-SCHEDULES: dict[str, tuple[P, ...]] = {
-    "constant": (),
-    "step": (P("step_size", Int()), P("gamma", Float(0.0, 1.0), 0.1)),
-    "cosine": (P("min_lr", Float(0.0), 0.0),),
-}
-AUGMENTATIONS: dict[str, tuple[P, ...]] = {
-    "crop": (P("pad", Int(0), 2),),
-    "flip": (),
-    "jitter": (P("brightness", Float(0.0, 1.0), 0.1), P("contrast", Float(0.0, 1.0), 0.0)),
-}
-EARLY_STOPPING = (P("patience", Int(), 5), P("min_delta", Float(0.0), 0.0), P("restore_best", Bool(), True))
 SPLIT = (P("val", Float(0.0, 1.0, high_open=True), 0.1), P("test", Float(0.0, 1.0, high_open=True), 0.1))
 
 
@@ -79,21 +62,29 @@ def _scalar(kind) -> Callable[[ast.TrainStmt], Any]:
     return check
 
 
-def _call(table: dict[str, tuple[P, ...]], what: str) -> Callable[[ast.TrainStmt], Any]:
+def _call(table: Registry) -> Callable[[ast.TrainStmt], Any]:
     def check(stmt: ast.TrainStmt) -> Any:
         value = stmt.values[0].value if len(stmt.values) == 1 else None
         if not isinstance(value, ast.Call):
-            raise UserError(f"'{stmt.key}' takes one {what}: {', '.join(table)}", span=stmt.span)
-        return _bind_call(value, table, what)
+            raise UserError(f"'{stmt.key}' takes one {table.what}: {', '.join(table)}", span=stmt.span)
+        return _bind_call(value, table)
     return check
 
 
-def _bind_call(call: ast.Call, table: dict[str, tuple[P, ...]], what: str) -> dict[str, Any]:
+def _bind_call(call: ast.Call, table: Registry) -> dict[str, Any]:
     if call.name not in table:
-        raise UserError(f"unknown {what} '{call.name}'", did_you_mean(call.name, table) or
+        raise UserError(f"unknown {table.what} '{call.name}'", did_you_mean(call.name, table) or
                         f"known: {', '.join(table)}", span=call.name_span)
-    args = bind(call.name, table[call.name], call.args, {}, call.span)
+    args = bind(call.name, table[call.name].signature, call.args, {}, call.span)
     return {"name": call.name, **args}
+
+
+def _loss(stmt: ast.TrainStmt) -> str | dict[str, Any]:
+    """`loss mse`: the name; `loss smooth_l1(beta=0.5)`: the name and its arguments."""
+    value = stmt.values[0].value if len(stmt.values) == 1 else None
+    if isinstance(value, ast.Call) and value.has_parens:
+        return _bind_call(value, LOSSES)
+    return _scalar(Choice(LOSSES.names()))(stmt)
 
 
 def _with_args(signature: tuple[P, ...]) -> Callable[[ast.TrainStmt], Any]:
@@ -108,7 +99,7 @@ def _augment(stmt: ast.TrainStmt) -> list[dict[str, Any]]:
     calls = [v.value for v in stmt.values]
     if not calls or not all(isinstance(c, ast.Call) for c in calls):
         raise UserError(f"'augment' takes a list of {', '.join(AUGMENTATIONS)}", span=stmt.span)
-    return [_bind_call(c, AUGMENTATIONS, "augmentation") for c in calls]
+    return [_bind_call(c, AUGMENTATIONS) for c in calls]
 
 
 def _names(stmt: ast.TrainStmt) -> list[str]:
@@ -153,8 +144,8 @@ def _data(stmt: ast.TrainStmt) -> str:
 
 
 CHECKS: dict[str, Callable[[ast.TrainStmt], Any]] = {
-    "loss": _scalar(Choice(LOSSES)),
-    "optimizer": _call(OPTIMIZERS, "optimizer"),
+    "loss": _loss,
+    "optimizer": _call(OPTIMIZERS),
     "lr": _scalar(Float(0.0)),
     "weight_decay": _scalar(Float(0.0)),
     "l1": _scalar(Float(0.0)),
@@ -162,8 +153,8 @@ CHECKS: dict[str, Callable[[ast.TrainStmt], Any]] = {
     "batch": _scalar(Int()),
     "epochs": _scalar(Int()),
     "seed": _scalar(Int(0)),
-    "schedule": _call(SCHEDULES, "schedule"),
-    "early_stopping": _with_args(EARLY_STOPPING),
+    "schedule": _call(SCHEDULES),
+    "early_stopping": _with_args(EARLY_STOPPING.signature),
     "split": _split,
     "augment": _augment,
     "freeze": _names,
