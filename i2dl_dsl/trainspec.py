@@ -26,7 +26,7 @@ from .train.optimizers import OPTIMIZERS
 from .train.registry import Registry
 from .train.schedules import SCHEDULES
 from .train.stopping import EARLY_STOPPING
-from .values import as_written, bind, evaluate
+from .values import as_written, bind, evaluate, value_text
 
 SPLIT = (P("val", Float(0.0, 1.0, high_open=True), 0.1), P("test", Float(0.0, 1.0, high_open=True), 0.1))
 
@@ -143,6 +143,8 @@ def _data(stmt: ast.TrainStmt) -> str:
     return str(value)
 
 
+WITH_ARGS = ("early_stopping", "split")  # statements written key(arguments)
+
 CHECKS: dict[str, Callable[[ast.TrainStmt], Any]] = {
     "loss": _loss,
     "optimizer": _call(OPTIMIZERS),
@@ -180,7 +182,7 @@ def check_train(section: ast.TrainDef | None, diags: Diagnostics) -> dict[str, A
             diags.error(f"'{stmt.key}' is set twice", stmt.key_span, notes=[note])
             continue
         seen[stmt.key] = stmt.key_span
-        if stmt.args is not None and stmt.key not in ("early_stopping", "split"):
+        if stmt.args is not None and stmt.key not in WITH_ARGS:
             diags.error(f"'{stmt.key}' takes a value after it, not arguments in parentheses", stmt.key_span)
             continue
         try:
@@ -188,3 +190,44 @@ def check_train(section: ast.TrainDef | None, diags: Diagnostics) -> dict[str, A
         except UserError as exc:
             diags.add(exc.diagnostic(stmt.span))
     return spec
+
+
+# ----------------------------------------------------------------- writing a section back
+
+# The registry of each statement that names an entry: its arguments at their defaults are not written.
+_ENTRIES: dict[str, Registry] = {"loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                                 "augment": AUGMENTATIONS}
+_SIGNATURES: dict[str, tuple[P, ...]] = {"early_stopping": EARLY_STOPPING.signature, "split": SPLIT}
+
+
+def _arguments(values: dict[str, Any], signature: tuple[P, ...]) -> str:
+    defaults = {p.name: p.default for p in signature}
+    changed = {k: v for k, v in values.items() if k != "name" and (k not in defaults or defaults[k] != v)}
+    return ", ".join(f"{k}={value_text(v)}" for k, v in changed.items())
+
+
+def _entry_text(spec: str | dict[str, Any], table: Registry) -> str:
+    """`adam(lr=0.003)`: the name, and the arguments that differ from the entry's defaults."""
+    if isinstance(spec, str):
+        return spec
+    arguments = _arguments(spec, table[spec["name"]].signature)
+    return f"{spec['name']}({arguments})" if arguments else spec["name"]
+
+
+def statement_text(key: str, value: Any) -> str:
+    """One statement of a converted train section, as a .net file writes it."""
+    if key in _ENTRIES:
+        entries = value if isinstance(value, list) else [value]
+        return f"{key} " + ", ".join(_entry_text(spec, _ENTRIES[key]) for spec in entries)
+    if key in WITH_ARGS:
+        return f"{key}({_arguments(value, _SIGNATURES[key])})"
+    if key == "lr_scale":
+        return f"{key} " + ", ".join(f"{name}={value_text(v)}" for name, v in value.items())
+    if key == "freeze":
+        return f"{key} " + ", ".join(value)
+    return f"{key} {value_text(value)}"
+
+
+def section_text(section: dict[str, Any]) -> str:
+    """A converted train section (what `check_train` returns) as a `train { }` block that checks back to it."""
+    return "train {\n" + "".join(f"    {statement_text(k, v)}\n" for k, v in section.items()) + "}\n"

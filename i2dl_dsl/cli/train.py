@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..runtime import DEVICES
+from ..train.losses import LOSSES
+from ..train.optimizers import OPTIMIZERS
 from .common import EXIT_OK, network_params, positive_int, print_warnings, run_command
 
 
@@ -17,12 +20,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="digits (built in) or an .npz with arrays x and y")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch", type=positive_int)
-    p.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "rmsprop", "adam", "lbfgs"),
-                   help="lbfgs: full-batch L-BFGS (SciPy), for small data")
+    p.add_argument("--optimizer", choices=OPTIMIZERS.names(), help=OPTIMIZERS.help())
     p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--loss", choices=("l1", "mse", "bce", "cross_entropy", "hinge"))
+    p.add_argument("--loss", choices=LOSSES.names(), help=LOSSES.help())
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default=DEVICES[0])
     p.add_argument("--out", help="run directory (default runs/<model name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--weights", help="start from these weights (.npz or .onnx), matched by parameter name")

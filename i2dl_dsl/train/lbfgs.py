@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..compiler import CheckedNetwork
-from ..diagnostics import UserError
+from ..diagnostics import Diagnostic, UserError, render
 from . import data as datamod
 from .loop import Diverged
 from .losses import Loss, resolve
@@ -167,7 +167,8 @@ def train_lbfgs(net: CheckedNetwork, settings: Settings, out: Path, device: str 
               f"test) with full-batch lbfgs(history={options['history']}, max_iter={options['max_iter']}), "
               f"{session.step_session.device_note}", file=sys.stderr)
         if options["lr"] != 1.0:
-            print(f"note: lbfgs does not use lr={options['lr']:g}: the line search picks every step", file=sys.stderr)
+            print(render(Diagnostic("note", f"lbfgs does not use lr={options['lr']:g}: the line search picks every "
+                                    "step")), file=sys.stderr)
     objective = Objective(session, train, settings["weight_decay"])
     report = _Report(objective, val, step.loss, options["max_iter"], quiet)
     out.mkdir(parents=True, exist_ok=True)
