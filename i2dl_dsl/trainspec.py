@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .diagnostics import Diagnostic, Diagnostics, UserError, did_you_mean
-from .layers.base import Choice, Float, Int, P, Symbol
+from .layers.base import ArgType, Choice, Float, Int, P, Symbol
 from .syntax import ast
 from .train.augment import AUGMENTATIONS
 from .train.losses import LOSSES
@@ -145,16 +145,14 @@ def _data(stmt: ast.TrainStmt) -> str:
 
 WITH_ARGS = ("early_stopping", "split")  # statements written key(arguments)
 
+# The statements that take one number, and its type (the search space checks its values with them).
+SCALARS: dict[str, ArgType] = {"lr": Float(0.0), "weight_decay": Float(0.0), "l1": Float(0.0), "l2": Float(0.0),
+                               "batch": Int(), "epochs": Int(), "seed": Int(0)}
+
 CHECKS: dict[str, Callable[[ast.TrainStmt], Any]] = {
     "loss": _loss,
     "optimizer": _call(OPTIMIZERS),
-    "lr": _scalar(Float(0.0)),
-    "weight_decay": _scalar(Float(0.0)),
-    "l1": _scalar(Float(0.0)),
-    "l2": _scalar(Float(0.0)),
-    "batch": _scalar(Int()),
-    "epochs": _scalar(Int()),
-    "seed": _scalar(Int(0)),
+    **{key: _scalar(kind) for key, kind in SCALARS.items()},
     "schedule": _call(SCHEDULES),
     "early_stopping": _with_args(EARLY_STOPPING.signature),
     "split": _split,

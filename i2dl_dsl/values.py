@@ -241,9 +241,9 @@ def signature_text(signature: Sequence[P]) -> str:
         if p.default is REQUIRED:
             parts.append(p.name)
         else:
-            default = p.default
-            shown = ("true" if default else "false") if isinstance(default, bool) else default
-            parts.append(f"{p.name}={shown}")
+            # A str default is a word as written (`same`, or a block parameter's expression).
+            default = Symbol(p.default) if isinstance(p.default, str) else p.default
+            parts.append(f"{p.name}={value_text(default)}")
     return ", ".join(parts)
 
 

@@ -31,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
                    help="initial weights: He N(0, 2/n), Xavier N(0, 1/n) or N(0, 0.01²)")
     p.add_argument("--graph", metavar="PATH", help="draw the network to PATH (.svg, .png, .pdf or .dot)")
     p.add_argument("--graph-depth", type=positive_int, metavar="N", help="in the drawing, fold blocks below N levels")
-    p.add_argument("--rankdir", choices=RANKDIRS, default=RANKDIRS[0], help=f"drawing direction (default {RANKDIRS[0]})")
+    p.add_argument("--rankdir", choices=RANKDIRS, default=RANKDIRS[0],
+                   help=f"drawing direction (default {RANKDIRS[0]})")
     p.add_argument("--graph-level", choices=("layers", "onnx"), default="layers",
                    help="draw the layers, or the exported ONNX op graph")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="set a parameter of `network Net(...)`")

@@ -11,7 +11,8 @@ from typing import Sequence
 from ..runtime import DEVICES
 from ..train.losses import LOSSES
 from ..train.optimizers import OPTIMIZERS
-from .common import EXIT_OK, network_params, positive_int, print_warnings, run_command
+from ..train.search import STRATEGIES
+from .common import EXIT_OK, check_model, network_params, positive_int, run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,17 +42,14 @@ def parser() -> argparse.ArgumentParser:
     modes.add_argument("--search", metavar="SPACE", help="hyperparameter search, e.g. 'lr=1e-4..1e-1:log, batch=32|64'")
     modes.add_argument("--ensemble", type=positive_int, metavar="K", help="bagging: K models on bootstrap samples")
     p.add_argument("--trials", type=positive_int, default=8, help="configurations to try in a search (default 8)")
-    p.add_argument("--strategy", choices=("random", "grid"), default="random", help="how a search picks configurations")
+    p.add_argument("--strategy", choices=STRATEGIES, default=STRATEGIES[0], help="how a search picks configurations")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
-    from ..compiler import check
-
-    net = check(args.model, params=network_params(args.param))
-    print_warnings(net.warnings)
+    net = check_model(args)
     from ..onnx.weights import read_weights
     from ..train.run import Settings, train_network
 

@@ -27,15 +27,17 @@ import numpy as np
 
 from ..compiler import check
 from ..diagnostics import Span, UserError, value_text
-from ..layers.base import Float, Int
+from ..layers.base import Int
 from ..syntax.parser import parse_text
-from ..trainspec import section_text
+from ..trainspec import SCALARS, section_text
 from . import data as datamod
 from .experiments import make_trainer, minibatch_only, prepare
 from .loop import Diverged
 from .settings import DEFAULTS, Settings
 
-SETTINGS = {"lr": Float(0.0), "batch": Int(), "weight_decay": Float(0.0), "l1": Float(0.0), "l2": Float(0.0)}
+STRATEGIES = ("random", "grid")  # how configurations are picked; the first is the default
+# The train settings a space may name, with their types.
+SETTINGS = {key: SCALARS[key] for key in ("lr", "batch", "weight_decay", "l1", "l2")}
 
 
 @dataclass(frozen=True)
