@@ -144,15 +144,6 @@ def cross_validate(net: CheckedNetwork, settings: Settings, k: int, out: Path, d
 # ----------------------------------------------------------------- ensembles
 
 
-def _probabilities(loss: str, z: np.ndarray) -> np.ndarray:
-    if loss == "cross_entropy":
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-    if loss == "bce":
-        return 1.0 / (1.0 + np.exp(-z))
-    return z
-
-
 def bootstrap(count: int, seed: int, member: int) -> np.ndarray:
     """A member's training sample: `count` indices drawn with replacement."""
     return np.random.default_rng([seed, 13, member]).integers(0, count, count)
@@ -172,20 +163,18 @@ def ensemble(net: CheckedNetwork, settings: Settings, members: int, out: Path, d
         raise UserError("an ensemble is compared with its members on the test split; it is empty",
                         "use split(test=0.1, ...)")
     loss = resolve(settings["loss"])
-    singles, probabilities = [], []
+    singles, outputs = [], []
     for index in range(members):
         sample = train.subset(bootstrap(len(train), settings["seed"], index))
         member = Settings({**settings.values, "seed": settings["seed"] + index})
         trainer = fit(net, member, sample, val, out / f"member{index + 1}", device, weights=weights)
         z = trainer.session.predict(test.x)
         singles.append(loss.accuracy(z, test.y))
-        probabilities.append(_probabilities(loss.name, z))
+        outputs.append(z)
     if singles[0] is None:
         raise UserError(f"an ensemble is scored by accuracy, which the loss '{loss.name}' does not give")
-    averaged = np.mean(probabilities, axis=0)
-    scores = averaged if loss.name != "bce" else np.log(np.clip(averaged, 1e-12, None) / np.clip(1 - averaged, 1e-12, None))
     result = {"members": members, "single_acc": singles, "mean_single_acc": float(np.mean(singles)),
-              "ensemble_acc": loss.accuracy(scores, test.y), "test_samples": len(test)}
+              "ensemble_acc": loss.accuracy(loss.combine(outputs), test.y), "test_samples": len(test)}
     write_result(out / "result.json", result)
     return result
 

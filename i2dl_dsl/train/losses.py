@@ -51,6 +51,21 @@ def _binary(z: np.ndarray, y: np.ndarray) -> float:
     return float((z.argmax(axis=-1) == y.argmax(axis=-1)).mean())
 
 
+def _average(outputs: list[np.ndarray]) -> np.ndarray:
+    return np.mean(outputs, axis=0)
+
+
+def _mean_softmax(outputs: list[np.ndarray]) -> np.ndarray:
+    """The averaged class probabilities (their argmax is the ensemble's class)."""
+    return np.mean([np.exp(_log_softmax(z)) for z in outputs], axis=0)
+
+
+def _mean_sigmoid(outputs: list[np.ndarray]) -> np.ndarray:
+    """The averaged probabilities, as logits again (so that 0 is the threshold)."""
+    p = np.mean([1.0 / (1.0 + np.exp(-z)) for z in outputs], axis=0)
+    return np.log(np.clip(p, 1e-12, None) / np.clip(1 - p, 1e-12, None))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Loss(Entry):
     """A loss, bound to its arguments (`options`) once it is chosen."""
@@ -60,6 +75,7 @@ class Loss(Entry):
     scores: Accuracy = _one_hot                # (z, y) -> accuracy, or None where it means nothing
     integer_labels: bool = False               # labels [N] int64, or float targets shaped like the output
     classifies: bool = False                   # accuracy is always meaningful
+    combine: Callable[[list[np.ndarray]], np.ndarray] = _average  # an ensemble's output from its members'
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def emit(self, g, output: str, labels: str, shape) -> str:
@@ -114,7 +130,8 @@ def _smooth_l1(g, z, y, shape, beta: float):
     a = g.op("Abs", [g.op("Sub", [z, y])])
     m = g.op("Min", [a, g.const(beta, dtype="float32", hint="beta")])
     inner = g.op("Sub", [a, g.op("Mul", [m, g.const(0.5, dtype="float32", hint="half")])])
-    return _mean(g, g.op("Mul", [g.op("Mul", [m, inner]), g.const(1.0 / beta, dtype="float32", hint="inv_beta")]))
+    scale = g.const(1.0 / beta, dtype="float32", hint="inv_beta")
+    return _mean(g, g.op("Mul", [g.op("Mul", [m, inner]), scale]))
 
 
 def _bce(g, z, y, shape):
@@ -160,10 +177,11 @@ def _smooth_l1_value(z: np.ndarray, y: np.ndarray, beta: float) -> float:
 
 LOSSES.register(Loss(name="l1", build=_l1, evaluate=lambda z, y: np.abs(z - y).mean(), doc="mean |ŷ - y|"))
 LOSSES.register(Loss(name="mse", build=_mse, evaluate=lambda z, y: ((z - y) ** 2).mean(), doc="mean (ŷ - y)²"))
-LOSSES.register(Loss(name="bce", build=_bce, scores=_binary, classifies=True, doc="binary cross-entropy on logits",
+LOSSES.register(Loss(name="bce", build=_bce, scores=_binary, classifies=True, combine=_mean_sigmoid,
+                     doc="binary cross-entropy on logits",
                      evaluate=lambda z, y: (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).mean()))
 LOSSES.register(Loss(name="cross_entropy", build=_cross_entropy, scores=_argmax, integer_labels=True,
-                     classifies=True, doc="softmax cross-entropy on class labels",
+                     classifies=True, combine=_mean_softmax, doc="softmax cross-entropy on class labels",
                      evaluate=lambda z, y: -_log_softmax(z)[np.arange(len(y)), y].mean()))
 LOSSES.register(Loss(name="hinge", build=_hinge, evaluate=_hinge_value, scores=_argmax, integer_labels=True,
                      classifies=True, doc="multiclass SVM"))

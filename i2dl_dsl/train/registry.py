@@ -70,9 +70,6 @@ class Registry(Generic[E]):
     def names(self) -> tuple[str, ...]:
         return tuple(self._entries)
 
-    def entries(self) -> tuple[E, ...]:
-        return tuple(self._entries.values())
-
     def split(self, spec: Spec) -> tuple[E, dict[str, Any]]:
         """The entry a spec names and its every argument, defaults filled in."""
         name = spec if isinstance(spec, str) else spec["name"]
