@@ -31,7 +31,7 @@ from .values import as_written, bind, evaluate, value_text
 SPLIT = (P("val", Float(0.0, 1.0, high_open=True), 0.1), P("test", Float(0.0, 1.0, high_open=True), 0.1))
 
 
-_EXAMPLES = {"loss": "cross_entropy", "lr": "0.01", "weight_decay": "1e-4", "l1": "1e-5", "l2": "1e-4",
+_EXAMPLES = {"loss": LOSSES.default, "lr": "0.01", "weight_decay": "1e-4", "l1": "1e-5", "l2": "1e-4",
              "batch": "64", "epochs": "30", "seed": "0", "data": "digits"}
 
 

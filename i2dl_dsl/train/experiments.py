@@ -17,6 +17,7 @@ from .augment import make_augmenter
 from .loop import RunOptions, Trainer
 from .losses import resolve
 from .results import write_result
+from .schedules import SCHEDULES
 from .settings import Settings, config_for
 from .step import build_step
 
@@ -84,7 +85,7 @@ def overfit(net: CheckedNetwork, settings: Settings, samples: int, out: Path, de
         raise UserError(f"--overfit {samples}: the data has {len(prepared.data)} samples")
     subset = prepared.data.subset(np.arange(samples))
     plain = Settings({**settings.values, "batch": min(settings["batch"], samples), "augment": [],
-                      "early_stopping": None, "schedule": {"name": "constant"}})
+                      "early_stopping": None, "schedule": {"name": SCHEDULES.default}})
     step = build_step(net, config_for(plain), weights, device=device)
     # The samples are also the validation data: the verdict reads their loss as `predict` sees them
     # (running statistics, no dropout), not the epoch's running training loss.

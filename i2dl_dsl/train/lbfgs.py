@@ -35,6 +35,7 @@ from .loop import Diverged
 from .losses import Loss, resolve
 from .progress import write_csv
 from .results import evaluate, finish
+from .schedules import SCHEDULES
 from .session import TrainingSession
 from .settings import Settings, config_for, prepare_data
 from .step import StepModel, build_step
@@ -136,7 +137,8 @@ def _refuse_network(step: StepModel) -> None:
 
 
 def _refuse_settings(settings: Settings, resume: bool) -> None:
-    stochastic = [key for key, unused in (("schedule", settings["schedule"].get("name", "constant") != "constant"),
+    scheduled = settings["schedule"].get("name", SCHEDULES.default) != SCHEDULES.default
+    stochastic = [key for key, unused in (("schedule", scheduled),
                                           ("augment", bool(settings.get("augment"))),
                                           ("early_stopping", bool(settings.get("early_stopping"))),
                                           ("lr_scale", bool(settings.get("lr_scale"))))
