@@ -215,3 +215,32 @@ def test_a_written_section_checks_back_to_itself() -> None:
 def test_a_written_call_leaves_out_the_defaults() -> None:
     text = section_text(section("optimizer adamw(lr=0.01)\nschedule cosine()"))
     assert "optimizer adamw(lr=0.01)\n" in text and "schedule cosine\n" in text
+
+
+# ----------------------------------------------------------------- structure
+
+
+def test_training_modules_import_each_other_at_module_level() -> None:
+    """A function-level import between the training modules hides a cycle."""
+    import ast
+    from pathlib import Path
+
+    import i2dl_dsl.train
+
+    hidden = []
+    for path in Path(i2dl_dsl.train.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef):
+                hidden += [f"{path.name}:{inner.lineno}" for inner in ast.walk(node)
+                           if isinstance(inner, ast.ImportFrom) and inner.level > 0]
+    assert hidden == []
+
+
+def test_every_optimizer_is_accepted_by_the_train_section_with_its_defaults() -> None:
+    for name in OPTIMIZERS:
+        assert section(f"optimizer {name}()")["optimizer"] == {"name": name, **OPTIMIZERS[name].defaults()}
+
+
+def test_every_loss_is_accepted_by_the_train_section_with_its_defaults() -> None:
+    for name in LOSSES:
+        assert resolve(section(f"loss {name}()")["loss"]).options == LOSSES[name].defaults()

@@ -11,7 +11,7 @@ from typing import Sequence
 from ..runtime import DEVICES
 from ..train.losses import LOSSES
 from ..train.optimizers import OPTIMIZERS
-from ..train.search import STRATEGIES
+from ..train.search import STRATEGIES, run_search
 from .common import EXIT_OK, check_model, network_params, positive_int, run_command
 
 
@@ -148,8 +148,6 @@ def _experiment(args, net, settings, out: Path, weights) -> bool:
     elif args.ensemble:
         result = experiments.ensemble(net, settings, args.ensemble, out, args.device, weights)
     elif args.search:
-        from ..train.search import run_search
-
         ranked, table, best = run_search(Path(args.model), settings, args.search, args.trials, args.strategy, out,
                                          args.device, network_params(args.param), weights)
         print(table)
