@@ -14,8 +14,9 @@ once they are done, so independent mistakes are all reported in one run.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,25 @@ class Diagnostics:
 
     def __iter__(self) -> Iterator[Diagnostic]:
         return iter(self.items)
+
+
+def value_text(value: Any, quote_words: bool = False) -> str:
+    """A value as a .net file writes it: true, "text", [1, 2], 0.001, and a
+    bare word (a str subclass: a symbol such as `same`) as it is. Messages
+    set `quote_words`, so that a bare word stands out: 'same'. A float is
+    written short where that reads back as the same number, else in full."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        if type(value) is str:
+            return f'"{value}"'
+        return f"'{value}'" if quote_words else str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(value_text(v, quote_words) for v in value) + "]"
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if not math.isfinite(value) or float(short) == value else repr(value)
+    return str(value)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

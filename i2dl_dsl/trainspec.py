@@ -18,37 +18,20 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .diagnostics import Diagnostic, Diagnostics, UserError, did_you_mean
-from .layers.base import Bool, Choice, Float, Int, P, Symbol
+from .layers.base import ArgType, Choice, Float, Int, P, Symbol
 from .syntax import ast
-from .values import as_written, bind, evaluate
+from .train.augment import AUGMENTATIONS
+from .train.losses import LOSSES
+from .train.optimizers import OPTIMIZERS
+from .train.registry import Registry
+from .train.schedules import SCHEDULES
+from .train.stopping import EARLY_STOPPING
+from .values import as_written, bind, evaluate, value_text
 
-LOSSES = ("l1", "mse", "bce", "cross_entropy", "hinge")
-
-_LR = P("lr", Float(0.0), 0.01, "learning rate")
-OPTIMIZERS: dict[str, tuple[P, ...]] = {
-    "sgd": (_LR,),
-    "momentum": (_LR, P("beta", Float(0.0, 1.0, high_open=True), 0.9)),
-    "nesterov": (_LR, P("beta", Float(0.0, 1.0, high_open=True), 0.9)),
-    "rmsprop": (_LR, P("beta", Float(0.0, 1.0, high_open=True), 0.99), P("eps", Float(0.0), 1e-8)),
-    "adam": (P("lr", Float(0.0), 1e-3), P("beta1", Float(0.0, 1.0, high_open=True), 0.9),
-             P("beta2", Float(0.0, 1.0, high_open=True), 0.999), P("eps", Float(0.0), 1e-8)),
-    "lbfgs": (P("lr", Float(0.0), 1.0), P("history", Int(), 10), P("max_iter", Int(), 100)),
-}
-SCHEDULES: dict[str, tuple[P, ...]] = {
-    "constant": (),
-    "step": (P("step_size", Int()), P("gamma", Float(0.0, 1.0), 0.1)),
-    "cosine": (P("min_lr", Float(0.0), 0.0),),
-}
-AUGMENTATIONS: dict[str, tuple[P, ...]] = {
-    "crop": (P("pad", Int(0), 2),),
-    "flip": (),
-    "jitter": (P("brightness", Float(0.0, 1.0), 0.1), P("contrast", Float(0.0, 1.0), 0.0)),
-}
-EARLY_STOPPING = (P("patience", Int(), 5), P("min_delta", Float(0.0), 0.0), P("restore_best", Bool(), True))
 SPLIT = (P("val", Float(0.0, 1.0, high_open=True), 0.1), P("test", Float(0.0, 1.0, high_open=True), 0.1))
 
 
-_EXAMPLES = {"loss": "cross_entropy", "lr": "0.01", "weight_decay": "1e-4", "l1": "1e-5", "l2": "1e-4",
+_EXAMPLES = {"loss": LOSSES.default, "lr": "0.01", "weight_decay": "1e-4", "l1": "1e-5", "l2": "1e-4",
              "batch": "64", "epochs": "30", "seed": "0", "data": "digits"}
 
 
@@ -79,21 +62,29 @@ def _scalar(kind) -> Callable[[ast.TrainStmt], Any]:
     return check
 
 
-def _call(table: dict[str, tuple[P, ...]], what: str) -> Callable[[ast.TrainStmt], Any]:
+def _call(table: Registry) -> Callable[[ast.TrainStmt], Any]:
     def check(stmt: ast.TrainStmt) -> Any:
         value = stmt.values[0].value if len(stmt.values) == 1 else None
         if not isinstance(value, ast.Call):
-            raise UserError(f"'{stmt.key}' takes one {what}: {', '.join(table)}", span=stmt.span)
-        return _bind_call(value, table, what)
+            raise UserError(f"'{stmt.key}' takes one {table.what}: {', '.join(table)}", span=stmt.span)
+        return _bind_call(value, table)
     return check
 
 
-def _bind_call(call: ast.Call, table: dict[str, tuple[P, ...]], what: str) -> dict[str, Any]:
+def _bind_call(call: ast.Call, table: Registry) -> dict[str, Any]:
     if call.name not in table:
-        raise UserError(f"unknown {what} '{call.name}'", did_you_mean(call.name, table) or
+        raise UserError(f"unknown {table.what} '{call.name}'", did_you_mean(call.name, table) or
                         f"known: {', '.join(table)}", span=call.name_span)
-    args = bind(call.name, table[call.name], call.args, {}, call.span)
+    args = bind(call.name, table[call.name].signature, call.args, {}, call.span)
     return {"name": call.name, **args}
+
+
+def _loss(stmt: ast.TrainStmt) -> str | dict[str, Any]:
+    """`loss mse`: the name; `loss smooth_l1(beta=0.5)`: the name and its arguments."""
+    value = stmt.values[0].value if len(stmt.values) == 1 else None
+    if isinstance(value, ast.Call) and value.has_parens:
+        return _bind_call(value, LOSSES)
+    return _scalar(Choice(LOSSES.names()))(stmt)
 
 
 def _with_args(signature: tuple[P, ...]) -> Callable[[ast.TrainStmt], Any]:
@@ -108,7 +99,7 @@ def _augment(stmt: ast.TrainStmt) -> list[dict[str, Any]]:
     calls = [v.value for v in stmt.values]
     if not calls or not all(isinstance(c, ast.Call) for c in calls):
         raise UserError(f"'augment' takes a list of {', '.join(AUGMENTATIONS)}", span=stmt.span)
-    return [_bind_call(c, AUGMENTATIONS, "augmentation") for c in calls]
+    return [_bind_call(c, AUGMENTATIONS) for c in calls]
 
 
 def _names(stmt: ast.TrainStmt) -> list[str]:
@@ -152,18 +143,18 @@ def _data(stmt: ast.TrainStmt) -> str:
     return str(value)
 
 
+WITH_ARGS = ("early_stopping", "split")  # statements written key(arguments)
+
+# The statements that take one number, and its type (the search space checks its values with them).
+SCALARS: dict[str, ArgType] = {"lr": Float(0.0), "weight_decay": Float(0.0), "l1": Float(0.0), "l2": Float(0.0),
+                               "batch": Int(), "epochs": Int(), "seed": Int(0)}
+
 CHECKS: dict[str, Callable[[ast.TrainStmt], Any]] = {
-    "loss": _scalar(Choice(LOSSES)),
-    "optimizer": _call(OPTIMIZERS, "optimizer"),
-    "lr": _scalar(Float(0.0)),
-    "weight_decay": _scalar(Float(0.0)),
-    "l1": _scalar(Float(0.0)),
-    "l2": _scalar(Float(0.0)),
-    "batch": _scalar(Int()),
-    "epochs": _scalar(Int()),
-    "seed": _scalar(Int(0)),
-    "schedule": _call(SCHEDULES, "schedule"),
-    "early_stopping": _with_args(EARLY_STOPPING),
+    "loss": _loss,
+    "optimizer": _call(OPTIMIZERS),
+    **{key: _scalar(kind) for key, kind in SCALARS.items()},
+    "schedule": _call(SCHEDULES),
+    "early_stopping": _with_args(EARLY_STOPPING.signature),
     "split": _split,
     "augment": _augment,
     "freeze": _names,
@@ -189,7 +180,7 @@ def check_train(section: ast.TrainDef | None, diags: Diagnostics) -> dict[str, A
             diags.error(f"'{stmt.key}' is set twice", stmt.key_span, notes=[note])
             continue
         seen[stmt.key] = stmt.key_span
-        if stmt.args is not None and stmt.key not in ("early_stopping", "split"):
+        if stmt.args is not None and stmt.key not in WITH_ARGS:
             diags.error(f"'{stmt.key}' takes a value after it, not arguments in parentheses", stmt.key_span)
             continue
         try:
@@ -197,3 +188,44 @@ def check_train(section: ast.TrainDef | None, diags: Diagnostics) -> dict[str, A
         except UserError as exc:
             diags.add(exc.diagnostic(stmt.span))
     return spec
+
+
+# ----------------------------------------------------------------- writing a section back
+
+# The registry of each statement that names an entry: its arguments at their defaults are not written.
+_ENTRIES: dict[str, Registry] = {"loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                                 "augment": AUGMENTATIONS}
+_SIGNATURES: dict[str, tuple[P, ...]] = {"early_stopping": EARLY_STOPPING.signature, "split": SPLIT}
+
+
+def _arguments(values: dict[str, Any], signature: tuple[P, ...]) -> str:
+    defaults = {p.name: p.default for p in signature}
+    changed = {k: v for k, v in values.items() if k != "name" and (k not in defaults or defaults[k] != v)}
+    return ", ".join(f"{k}={value_text(v)}" for k, v in changed.items())
+
+
+def _entry_text(spec: str | dict[str, Any], table: Registry) -> str:
+    """`adam(lr=0.003)`: the name, and the arguments that differ from the entry's defaults."""
+    if isinstance(spec, str):
+        return spec
+    arguments = _arguments(spec, table[spec["name"]].signature)
+    return f"{spec['name']}({arguments})" if arguments else spec["name"]
+
+
+def statement_text(key: str, value: Any) -> str:
+    """One statement of a converted train section, as a .net file writes it."""
+    if key in _ENTRIES:
+        entries = value if isinstance(value, list) else [value]
+        return f"{key} " + ", ".join(_entry_text(spec, _ENTRIES[key]) for spec in entries)
+    if key in WITH_ARGS:
+        return f"{key}({_arguments(value, _SIGNATURES[key])})"
+    if key == "lr_scale":
+        return f"{key} " + ", ".join(f"{name}={value_text(v)}" for name, v in value.items())
+    if key == "freeze":
+        return f"{key} " + ", ".join(value)
+    return f"{key} {value_text(value)}"
+
+
+def section_text(section: dict[str, Any]) -> str:
+    """A converted train section (what `check_train` returns) as a `train { }` block that checks back to it."""
+    return "train {\n" + "".join(f"    {statement_text(k, v)}\n" for k, v in section.items()) + "}\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
-from .diagnostics import Span, UserError, did_you_mean
+from .diagnostics import Span, UserError, did_you_mean, value_text
 from .layers.base import REQUIRED, Args, Choice, P, Symbol
 from .syntax import ast
 
@@ -43,7 +43,7 @@ def _number(value: Any, expr: ast.Expr, env: Env) -> int | float:
                                               "only block parameters can be used in arithmetic")
         raise UserError(f"unknown name '{value}' in arithmetic", hint, span=expr.span)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{_show(value)} is not a number, so it cannot be used in arithmetic", span=expr.span)
+        raise UserError(f"{value_text(value)} is not a number, so it cannot be used in arithmetic", span=expr.span)
     return value
 
 
@@ -82,30 +82,13 @@ def _apply(expr: ast.BinOp, left: int | float, right: int | float) -> int | floa
     return left / right
 
 
-def _show(value: Any) -> str:
-    """A value as it is written in a .net file."""
-    if isinstance(value, ast.TooLarge):
-        return str(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Symbol):
-        return str(value)
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return str(value)
-
-
 def as_written(message: str, value: Any) -> str:
     """A message ending in `got <Python repr>`, with the value as the .net
     file writes it (`true`, `"a"`, `[3, "a"]`)."""
     python = repr(value)
     if isinstance(value, (bool, list)) or type(value) is str:
         if message.endswith(f"got {python}"):
-            return message[: -len(python)] + _show(value)
+            return message[: -len(python)] + value_text(value)
     return message
 
 
@@ -116,9 +99,9 @@ def expr_text(expr: ast.Expr, env: Env | None = None) -> str:
     """An expression as written (up to spacing); with `env`, its names are
     replaced by their values: `c/3` → `64/3`."""
     if isinstance(expr, ast.Literal):
-        return _show(expr.value)
+        return value_text(expr.value)
     if isinstance(expr, ast.Name):
-        return _show(env[expr.id]) if env is not None and expr.id in env else expr.id
+        return value_text(env[expr.id]) if env is not None and expr.id in env else expr.id
     if isinstance(expr, ast.ListExpr):
         return "[" + ", ".join(expr_text(item, env) for item in expr.items) + "]"
     if isinstance(expr, ast.Neg):
@@ -158,7 +141,7 @@ def _origin(expr: ast.Expr, env: Env) -> str:
     if isinstance(expr, ast.Name):
         return f"the value of '{expr.id}'"
     text = expr_text(expr)
-    return f"{text} with {', '.join(f'{n}={_show(env[n])}' for n in names)}" if names else text
+    return f"{text} with {', '.join(f'{n}={value_text(env[n])}' for n in names)}" if names else text
 
 
 def bind(what: str, signature: Sequence[P], args: Sequence[ast.Arg], env: Env, call_span: Span) -> Args:
@@ -258,9 +241,9 @@ def signature_text(signature: Sequence[P]) -> str:
         if p.default is REQUIRED:
             parts.append(p.name)
         else:
-            default = p.default
-            shown = ("true" if default else "false") if isinstance(default, bool) else default
-            parts.append(f"{p.name}={shown}")
+            # A str default is a word as written (`same`, or a block parameter's expression).
+            default = Symbol(p.default) if isinstance(p.default, str) else p.default
+            parts.append(f"{p.name}={value_text(default)}")
     return ", ".join(parts)
 
 

@@ -83,7 +83,7 @@ def test_every_documented_loss_is_accepted(tmp_path, loss):
 
 @pytest.mark.parametrize("statement", [
     "loss foo",
-    "optimizer adamw(lr=1)",
+    "optimizer adamax(lr=1)",  # unknown (adamw is known)
     "optimizer sgd(lr=-1)",
     "optimizer adam(beta1=1.0)",
     "optimizer sgd(rate=0.1)",

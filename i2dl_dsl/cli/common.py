@@ -28,6 +28,15 @@ def print_warnings(diagnostics) -> None:
         print(render(warning), file=sys.stderr)
 
 
+def check_model(args: argparse.Namespace):
+    """The checked network of `args.model` with the --param values; its warnings printed."""
+    from ..compiler import check
+
+    net = check(args.model, params=network_params(args.param))
+    print_warnings(net.warnings)
+    return net
+
+
 def _tolerate_narrow_terminals() -> None:
     """Tables and messages use a few non-ASCII signs (·, ≥, ─); on a terminal
     that cannot show them they become '?' rather than an internal error."""

@@ -8,6 +8,9 @@ import sys
 from typing import Sequence
 
 from ..compiler import check
+from ..onnx.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from ..onnx.init import SCHEMES
+from ..render import RANKDIRS
 from .common import EXIT_OK, network_params, positive_int, print_warnings, run_command
 
 
@@ -20,14 +23,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=positive_int, default=1, help="batch size for the memory estimate")
     g = p.add_argument_group("ONNX export")
     g.add_argument("--onnx", metavar="OUT", help="write the inference model as ONNX")
-    g.add_argument("--opset", type=int, default=21, help="ONNX opset (18 to 22, default 21)")
+    g.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset ({MIN_OPSET} to {MAX_OPSET}, default {DEFAULT_OPSET})")
     g.add_argument("--weights", help="initial weights by parameter name: .npz or .onnx")
     g.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
-    g.add_argument("--init", choices=("he", "xavier", "gaussian"), default="he",
+    g.add_argument("--init", choices=SCHEMES, default=SCHEMES[0],
                    help="initial weights: He N(0, 2/n), Xavier N(0, 1/n) or N(0, 0.01²)")
     p.add_argument("--graph", metavar="PATH", help="draw the network to PATH (.svg, .png, .pdf or .dot)")
     p.add_argument("--graph-depth", type=positive_int, metavar="N", help="in the drawing, fold blocks below N levels")
-    p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="drawing direction (default TB)")
+    p.add_argument("--rankdir", choices=RANKDIRS, default=RANKDIRS[0],
+                   help=f"drawing direction (default {RANKDIRS[0]})")
     p.add_argument("--graph-level", choices=("layers", "onnx"), default="layers",
                    help="draw the layers, or the exported ONNX op graph")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="set a parameter of `network Net(...)`")

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..diagnostics import UserError
+from ..diagnostics import Diagnostic, UserError, render
 from ..files import write_for_user
+from ..runtime import DEVICES
 from .common import EXIT_INTERNAL, EXIT_OK, positive_int, run_command
 
 
@@ -18,7 +19,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="an .onnx model, or a .net file to compile first")
     p.add_argument("--input", help=".npy array [N, ...] or one sample [...] (float32); random when absent")
     p.add_argument("--output", help="write the output here as .npy")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default=DEVICES[0])
     p.add_argument("--batch", type=positive_int, default=1, help="batch size of the random input (default 1)")
     p.add_argument("--bench", action="store_true", help="report latency percentiles and throughput")
     p.add_argument("--threads", type=positive_int, help="onnxruntime intra-op threads (default: all cores)")
@@ -141,7 +142,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         y = s.run({name: x})[0]
     except RunFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(render(Diagnostic("error", str(exc))), file=sys.stderr)
         return EXIT_INTERNAL
     if args.output:
         write_npy(args.output, y)

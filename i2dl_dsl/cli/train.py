@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .common import EXIT_OK, network_params, positive_int, print_warnings, run_command
+from ..runtime import DEVICES
+from ..train.losses import LOSSES
+from ..train.optimizers import OPTIMIZERS
+from ..train.search import STRATEGIES, run_search
+from .common import EXIT_OK, check_model, network_params, positive_int, run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,12 +21,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="digits (built in) or an .npz with arrays x and y")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch", type=positive_int)
-    p.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "rmsprop", "adam", "lbfgs"),
-                   help="lbfgs: full-batch L-BFGS (SciPy), for small data")
+    p.add_argument("--optimizer", choices=OPTIMIZERS.names(), help=OPTIMIZERS.help())
     p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--loss", choices=("l1", "mse", "bce", "cross_entropy", "hinge"))
+    p.add_argument("--loss", choices=LOSSES.names(), help=LOSSES.help())
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default=DEVICES[0])
     p.add_argument("--out", help="run directory (default runs/<model name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--weights", help="start from these weights (.npz or .onnx), matched by parameter name")
@@ -39,17 +42,14 @@ def parser() -> argparse.ArgumentParser:
     modes.add_argument("--search", metavar="SPACE", help="hyperparameter search, e.g. 'lr=1e-4..1e-1:log, batch=32|64'")
     modes.add_argument("--ensemble", type=positive_int, metavar="K", help="bagging: K models on bootstrap samples")
     p.add_argument("--trials", type=positive_int, default=8, help="configurations to try in a search (default 8)")
-    p.add_argument("--strategy", choices=("random", "grid"), default="random", help="how a search picks configurations")
+    p.add_argument("--strategy", choices=STRATEGIES, default=STRATEGIES[0], help="how a search picks configurations")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
-    from ..compiler import check
-
-    net = check(args.model, params=network_params(args.param))
-    print_warnings(net.warnings)
+    net = check_model(args)
     from ..onnx.weights import read_weights
     from ..train.run import Settings, train_network
 
@@ -148,8 +148,6 @@ def _experiment(args, net, settings, out: Path, weights) -> bool:
     elif args.ensemble:
         result = experiments.ensemble(net, settings, args.ensemble, out, args.device, weights)
     elif args.search:
-        from ..train.search import run_search
-
         ranked, table, best = run_search(Path(args.model), settings, args.search, args.trials, args.strategy, out,
                                          args.device, network_params(args.param), weights)
         print(table)

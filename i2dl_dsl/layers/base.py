@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
-from ..diagnostics import UserError
+from ..diagnostics import UserError, value_text
 from .declarations import Init, RandomInput, Shape
 
 
@@ -42,22 +42,7 @@ class ArgType:
     def _fail(self, value: Any, hint: str = "") -> UserError:
         if isinstance(value, Symbol) and not hint:
             hint = "a bare word is only a value when the layer names it; is a block parameter missing?"
-        return UserError(f"expected {self.description}, got {source_text(value)}", hint)
-
-
-def source_text(value: Any) -> str:
-    """A value as a .net file writes it: true, "text", [1, 2], 0.001."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Symbol):
-        return f"'{value}'"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(source_text(v) for v in value) + "]"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+        return UserError(f"expected {self.description}, got {value_text(value, quote_words=True)}", hint)
 
 
 MAX_INT = 2**31 - 1  # larger sizes are mistakes, and overflow ONNX's int32 attributes
@@ -151,7 +136,8 @@ class Pair(ArgType):
             except UserError as exc:
                 if not isinstance(value, list):
                     raise
-                raise UserError(f"element {index + 1} of {source_text(value)}: {exc.message}", *exc.hints) from None
+                raise UserError(f"element {index + 1} of {value_text(value, quote_words=True)}: {exc.message}",
+                                *exc.hints) from None
         return tuple(converted)  # type: ignore[return-value]
 
 

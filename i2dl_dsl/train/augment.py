@@ -11,16 +11,19 @@ by (seed, epoch, batch), so runs and resumed runs repeat exactly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from ..diagnostics import UserError
+from ..layers.base import Float, Int, P
+from .registry import Entry, Registry
 
 Augmenter = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
-def _crop(x: np.ndarray, rng: np.random.Generator, pad: int = 2) -> np.ndarray:
+def _crop(x: np.ndarray, rng: np.random.Generator, pad: int) -> np.ndarray:
     if pad == 0:
         return x
     n, _, h, w = x.shape
@@ -41,17 +44,26 @@ def _flip(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _jitter(x: np.ndarray, rng: np.random.Generator, brightness: float = 0.1, contrast: float = 0.0) -> np.ndarray:
+def _jitter(x: np.ndarray, rng: np.random.Generator, brightness: float, contrast: float) -> np.ndarray:
     shape = (len(x),) + (1,) * (x.ndim - 1)
     scale = 1.0 + rng.uniform(-contrast, contrast, shape)
     shift = rng.uniform(-brightness, brightness, shape)
     return (x * scale + shift).astype(np.float32)
 
 
-_KINDS: dict[str, Callable[..., np.ndarray]] = {"crop": _crop, "flip": _flip, "jitter": _jitter}
+@dataclass(frozen=True, kw_only=True)
+class Augmentation(Entry):
+    augment: Callable[..., np.ndarray]  # (x, rng, **options) -> the augmented batch
+    moves_pixels: bool = False          # geometric: refused where labels are per pixel
 
 
-GEOMETRIC = ("crop", "flip")
+AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation")
+AUGMENTATIONS.register(Augmentation(name="crop", signature=(P("pad", Int(0), 2),), augment=_crop, moves_pixels=True,
+                                    doc="zero-pad, then cut a random window"))
+AUGMENTATIONS.register(Augmentation(name="flip", augment=_flip, moves_pixels=True, doc="mirror left-right, p = 1/2"))
+AUGMENTATIONS.register(Augmentation(name="jitter", augment=_jitter, doc="random brightness and contrast",
+                                    signature=(P("brightness", Float(0.0, 1.0), 0.1),
+                                               P("contrast", Float(0.0, 1.0), 0.0))))
 
 
 def make_augmenter(specs: list[dict[str, Any]], input_shape: tuple[int, ...],
@@ -63,16 +75,16 @@ def make_augmenter(specs: list[dict[str, Any]], input_shape: tuple[int, ...],
         return None
     if len(input_shape) != 3:
         raise UserError(f"augment works on image inputs [C, H, W]; the network's input is {list(input_shape)}")
-    moving = [spec["name"] for spec in specs if spec["name"] in GEOMETRIC]
+    steps = [AUGMENTATIONS.split(spec) for spec in specs]
+    moving = [entry.name for entry, _ in steps if entry.moves_pixels]
     if moving and output_shape is not None and len(output_shape) == 3:
         raise UserError(f"augment {moving[0]} moves the input's pixels, but the network's output "
                         f"{list(output_shape)} has a label per pixel, which would stay where it was",
                         "use jitter only for dense outputs")
-    steps = [(spec["name"], {k: v for k, v in spec.items() if k != "name"}) for spec in specs]
 
     def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        for name, options in steps:
-            x = _KINDS[name](x, rng, **options)
+        for entry, options in steps:
+            x = entry.augment(x, rng, **options)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     return augment

@@ -8,35 +8,19 @@ error before any training starts. Splits and batch orders are seeded.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..diagnostics import UserError
-
-DIGITS = Path(__file__).resolve().parents[1] / "data" / "digits.npz"
-
-
-@dataclass(frozen=True)
-class Dataset:
-    x: np.ndarray  # float32 [S, *input]
-    y: np.ndarray  # int64 [S] class labels, or float32 [S, *output] targets
-    name: str
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def subset(self, index: np.ndarray) -> "Dataset":
-        return Dataset(self.x[index], self.y[index], self.name)
+from . import synthetic
+from .dataset import DIGITS, Dataset, fit_input
 
 
 def load(source: str, input_shape: tuple[int, ...]) -> Dataset:
     """`digits` (scikit-learn's 1,797 handwritten digits, 8×8, shipped with
     this package), a generated set of synthetic.py (`linear:8`, `adding:50`,
     `digits:0`) or the path of an .npz holding arrays `x` and `y`."""
-    from . import synthetic
-
     if synthetic.handles(source):
         return synthetic.load(source, input_shape)
     if source == "digits":
@@ -85,16 +69,6 @@ def _check_arrays(x: np.ndarray, y: np.ndarray, source: str) -> None:
             raise UserError(f"data file '{source}': {name} holds NaN or Inf values in {int(broken.sum())} "
                             f"sample(s), the first is sample {int(np.argmax(broken))}",
                             "clean or drop those samples")
-
-
-def fit_input(x: np.ndarray, input_shape: tuple[int, ...], source: str) -> np.ndarray:
-    sample = x.shape[1:]
-    if tuple(sample) == tuple(input_shape):
-        return x
-    if int(np.prod(sample)) == int(np.prod(input_shape)):
-        return x.reshape(len(x), *input_shape)
-    raise UserError(f"samples of '{source}' are {list(sample)}; the network's input is {list(input_shape)}",
-                    "change the network's input declaration or the data")
 
 
 def targets(data: Dataset, integer_labels: bool, output_shape: tuple[int, ...]) -> Dataset:

@@ -14,8 +14,11 @@ from ..compiler import CheckedNetwork
 from ..diagnostics import UserError
 from . import data as datamod
 from .augment import make_augmenter
-from .loop import RunOptions, Trainer, write_result
-from .run import Settings, config_for
+from .loop import RunOptions, Trainer
+from .losses import resolve
+from .results import write_result
+from .schedules import SCHEDULES
+from .settings import Settings, config_for
 from .step import build_step
 from ..target import Target
 
@@ -29,9 +32,7 @@ class Prepared:
 
 
 def prepare(net: CheckedNetwork, settings: Settings) -> Prepared:
-    from .losses import LOSSES
-
-    loss = LOSSES[settings["loss"]]
+    loss = resolve(settings["loss"])
     dataset = datamod.load(settings["data"], net.analysis.shapes[net.input])
     return Prepared(datamod.targets(dataset, loss.integer_labels, net.analysis.shapes[net.output]),
                     loss.integer_labels)
@@ -39,7 +40,7 @@ def prepare(net: CheckedNetwork, settings: Settings) -> Prepared:
 
 def minibatch_only(settings: Settings, what: str) -> None:
     """The experiments drive the mini-batch loop; full-batch L-BFGS has its own."""
-    if settings["optimizer"]["name"] == "lbfgs":
+    if settings.full_batch():
         raise UserError(f"{what} trains with the mini-batch loop, and lbfgs is a full-batch optimizer",
                         "choose another optimizer for it, e.g. --optimizer adam")
 
@@ -85,7 +86,7 @@ def overfit(net: CheckedNetwork, settings: Settings, samples: int, out: Path, de
         raise UserError(f"--overfit {samples}: the data has {len(prepared.data)} samples")
     subset = prepared.data.subset(np.arange(samples))
     plain = Settings({**settings.values, "batch": min(settings["batch"], samples), "augment": [],
-                      "early_stopping": None, "schedule": {"name": "constant"}})
+                      "early_stopping": None, "schedule": {"name": SCHEDULES.default}})
     step = build_step(net, config_for(plain), weights, target=Target.resolve(device))
     # The samples are also the validation data: the verdict reads their loss as `predict` sees them
     # (running statistics, no dropout), not the epoch's running training loss.
@@ -145,15 +146,6 @@ def cross_validate(net: CheckedNetwork, settings: Settings, k: int, out: Path, d
 # ----------------------------------------------------------------- ensembles
 
 
-def _probabilities(loss: str, z: np.ndarray) -> np.ndarray:
-    if loss == "cross_entropy":
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-    if loss == "bce":
-        return 1.0 / (1.0 + np.exp(-z))
-    return z
-
-
 def bootstrap(count: int, seed: int, member: int) -> np.ndarray:
     """A member's training sample: `count` indices drawn with replacement."""
     return np.random.default_rng([seed, 13, member]).integers(0, count, count)
@@ -163,8 +155,6 @@ def ensemble(net: CheckedNetwork, settings: Settings, members: int, out: Path, d
              weights: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Bagging: `members` models, each on a bootstrap sample of the training
     split; their predicted probabilities are averaged."""
-    from .metrics import accuracy
-
     if members < 2:
         raise UserError("an ensemble needs at least 2 members")
     minibatch_only(settings, "--ensemble")
@@ -174,21 +164,19 @@ def ensemble(net: CheckedNetwork, settings: Settings, members: int, out: Path, d
     if not len(test):
         raise UserError("an ensemble is compared with its members on the test split; it is empty",
                         "use split(test=0.1, ...)")
-    loss = settings["loss"]
-    singles, probabilities = [], []
+    loss = resolve(settings["loss"])
+    singles, outputs = [], []
     for index in range(members):
         sample = train.subset(bootstrap(len(train), settings["seed"], index))
         member = Settings({**settings.values, "seed": settings["seed"] + index})
         trainer = fit(net, member, sample, val, out / f"member{index + 1}", device, weights=weights)
         z = trainer.session.predict(test.x)
-        singles.append(accuracy(loss, z, test.y))
-        probabilities.append(_probabilities(loss, z))
+        singles.append(loss.accuracy(z, test.y))
+        outputs.append(z)
     if singles[0] is None:
-        raise UserError(f"an ensemble is scored by accuracy, which the loss '{loss}' does not give")
-    averaged = np.mean(probabilities, axis=0)
-    scores = averaged if loss != "bce" else np.log(np.clip(averaged, 1e-12, None) / np.clip(1 - averaged, 1e-12, None))
+        raise UserError(f"an ensemble is scored by accuracy, which the loss '{loss.name}' does not give")
     result = {"members": members, "single_acc": singles, "mean_single_acc": float(np.mean(singles)),
-              "ensemble_acc": accuracy(loss, scores, test.y), "test_samples": len(test)}
+              "ensemble_acc": loss.accuracy(loss.combine(outputs), test.y), "test_samples": len(test)}
     write_result(out / "result.json", result)
     return result
 

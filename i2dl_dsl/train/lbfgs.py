@@ -29,16 +29,16 @@ from typing import Any, Callable
 import numpy as np
 
 from ..compiler import CheckedNetwork
-from ..diagnostics import UserError
+from ..diagnostics import Diagnostic, UserError, render
 from ..elaborate import layer_node
 from . import data as datamod
-from ..files import save_arrays
-from .loop import Diverged, write_result
-from .losses import LOSSES
-from .metrics import accuracy, loss_value
-from .progress import plot, write_csv
-from .run import Settings, config_for, prepare_data
+from .loop import Diverged
+from .losses import Loss, resolve
+from .progress import write_csv
+from .results import evaluate, finish
+from .schedules import SCHEDULES
 from .session import TrainingSession
+from .settings import Settings, config_for, prepare_data
 from .step import StepModel, build_step
 from ..target import Target
 
@@ -141,7 +141,8 @@ def _refuse_network(net: CheckedNetwork, step: StepModel) -> None:
 
 
 def _refuse_settings(settings: Settings, resume: bool) -> None:
-    stochastic = [key for key, unused in (("schedule", settings["schedule"].get("name", "constant") != "constant"),
+    scheduled = settings["schedule"].get("name", SCHEDULES.default) != SCHEDULES.default
+    stochastic = [key for key, unused in (("schedule", scheduled),
                                           ("augment", bool(settings.get("augment"))),
                                           ("early_stopping", bool(settings.get("early_stopping"))),
                                           ("lr_scale", bool(settings.get("lr_scale"))))
@@ -163,7 +164,7 @@ def train_lbfgs(net: CheckedNetwork, settings: Settings, out: Path, device: str 
     _refuse_settings(settings, resume)
     config = replace(config_for(Settings({**settings.values, "optimizer": {"name": "sgd"}})), weight_decay=0.0,
                      expose_gradients=True)
-    train, val, test = prepare_data(net, settings, LOSSES[config.loss].integer_labels)
+    train, val, test = prepare_data(net, settings, resolve(config.loss).integer_labels)  # data errors come first
     step = build_step(net, config, weights, target=Target.resolve(device))
     _refuse_network(net, step)
     session = TrainingSession(step, device, threads)
@@ -172,16 +173,20 @@ def train_lbfgs(net: CheckedNetwork, settings: Settings, out: Path, device: str 
               f"test) with full-batch lbfgs(history={options['history']}, max_iter={options['max_iter']}), "
               f"{session.step_session.device_note}", file=sys.stderr)
         if options["lr"] != 1.0:
-            print(f"note: lbfgs does not use lr={options['lr']:g}: the line search picks every step", file=sys.stderr)
+            print(render(Diagnostic("note", f"lbfgs does not use lr={options['lr']:g}: the line search picks every "
+                                    "step")), file=sys.stderr)
     objective = Objective(session, train, settings["weight_decay"])
-    report = _Report(objective, val, step.loss.name, options["max_iter"], quiet)
+    report = _Report(objective, val, step.loss, options["max_iter"], quiet)
     out.mkdir(parents=True, exist_ok=True)
     result = minimize(objective, options["history"], options["max_iter"], report)
     if not quiet:
         print(f"lbfgs stopped after {result.iterations} iterations, {result.evaluations} evaluations: "
               f"{_plain(result.message)}", file=sys.stderr)
     session.load(objective.unflat(result.theta))
-    return _finish(net, session, step.loss.name, result, test, out)
+    write_csv(out / "metrics.csv", result.history)
+    return finish(net, session, step.loss, result.history, test, out,
+                  f"{net.name} (L-BFGS: one point per iteration)", optimizer="lbfgs", iterations=result.iterations,
+                  evaluations=result.evaluations, message=result.message, best_epoch=None)
 
 
 _REASONS = {  # SciPy's stopping messages, in words
@@ -201,14 +206,14 @@ class _Report:
     """A metrics row per iteration: the full-batch training loss, validation
     loss and accuracy, and the progress line."""
 
-    def __init__(self, objective: Objective, val: datamod.Dataset, loss: str, max_iter: int, quiet: bool):
+    def __init__(self, objective: Objective, val: datamod.Dataset, loss: Loss, max_iter: int, quiet: bool):
         self.objective, self.val, self.loss, self.max_iter, self.quiet = objective, val, loss, max_iter, quiet
         self.clock, self.evaluations = time.perf_counter(), 0
         self.every = max(1, max_iter // 20)
 
     def __call__(self, iteration: int, theta: np.ndarray, value: float) -> dict[str, Any]:
         o = self.objective
-        train_acc = accuracy(self.loss, o.output_at(theta), o.data.y)
+        train_acc = self.loss.accuracy(o.output_at(theta), o.data.y)
         seconds, self.clock = time.perf_counter() - self.clock, time.perf_counter()
         passes, self.evaluations = o.evaluations - self.evaluations, o.evaluations
         row: dict[str, Any] = {"epoch": iteration, "lr": None, "train_loss": value, "train_acc": train_acc,
@@ -216,32 +221,10 @@ class _Report:
                                "evaluations": o.evaluations}
         if len(self.val):
             o.session.load(o.unflat(theta))
-            z = o.session.predict(self.val.x)
-            row["val_loss"], row["val_acc"] = loss_value(self.loss, z, self.val.y), accuracy(self.loss, z, self.val.y)
+            row["val_loss"], row["val_acc"] = evaluate(o.session, self.loss, self.val)
         if not self.quiet and (iteration % self.every == 0 or iteration == self.max_iter):
             shown = [f"loss {value:.6g}"] + [f"{k} {row[k]:.4f}" for k in ("train_acc", "val_loss", "val_acc")
                                             if row.get(k) is not None]
             print(f"iteration {iteration}/{self.max_iter} " + " ".join(shown) + f" ({o.evaluations} evaluations)",
                   file=sys.stderr)
         return row
-
-
-def _finish(net: CheckedNetwork, session: TrainingSession, loss: str, result: Result, test: datamod.Dataset,
-            out: Path) -> dict[str, Any]:
-    from ..onnx.export import save_model, to_onnx
-
-    parameters = session.parameters()
-    save_model(to_onnx(net, weights=parameters), out / "model.onnx")
-    save_arrays(out / "weights.npz", parameters)
-    write_csv(out / "metrics.csv", result.history)
-    test_loss = test_acc = None
-    if len(test):
-        z = session.predict(test.x)
-        test_loss, test_acc = loss_value(loss, z, test.y), accuracy(loss, z, test.y)
-    plotted = plot(out / "curves.png", result.history, f"{net.name} (L-BFGS: one point per iteration)")
-    summary = {"network": net.name, "optimizer": "lbfgs", "epochs": result.iterations,
-               "iterations": result.iterations, "evaluations": result.evaluations, "message": result.message,
-               "device": session.device, "test_loss": test_loss, "test_acc": test_acc, "test_samples": len(test),
-               "best_epoch": None, "final": result.history[-1] if result.history else None, "plot": plotted}
-    write_result(out / "result.json", summary)
-    return summary

@@ -22,15 +22,16 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..compiler import CheckedNetwork
-from ..diagnostics import UserError
+from ..diagnostics import Diagnostic, UserError, render
 from ..elaborate import layer_node
 from . import checkpoint, data as datamod
-from ..files import save_json
-from .metrics import accuracy, loss_value
 from .progress import Progress, write_csv
+from .results import evaluate
+from .schedules import SCHEDULES, learning_rate
 from .session import TrainingSession
 from .step import StepModel
 from ..layers.declarations import RandomInput
+from .stopping import early_stopping
 
 LAST, BEST = "checkpoint.npz", "best.npz"
 
@@ -40,7 +41,7 @@ class RunOptions:
     out: Path
     epochs: int = 10
     batch: int = 64
-    schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    schedule: dict[str, Any] = field(default_factory=lambda: {"name": SCHEDULES.default})
     early_stopping: dict[str, Any] | None = None
     resume: bool = False
     device: str = "auto"
@@ -54,17 +55,6 @@ class RunOptions:
 
 class Diverged(UserError):
     pass
-
-
-def learning_rate(base: float, schedule: dict[str, Any], epoch: int, epochs: int) -> float:
-    """The rate for an epoch (from 0): constant, step decay or cosine annealing."""
-    name = schedule.get("name", "constant")
-    if name == "step":
-        return base * schedule.get("gamma", 0.1) ** (epoch // schedule["step_size"])
-    if name == "cosine":
-        low = schedule.get("min_lr", 0.0)
-        return low + (base - low) * (1 + math.cos(math.pi * epoch / max(1, epochs))) / 2
-    return base
 
 
 def random_inputs(declared: dict[str, RandomInput], count: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -120,8 +110,8 @@ class Trainer:
         self.augment = augment
         check_batch_statistics(net, min(options.batch, len(train)))
         self.session = TrainingSession(step, options.device, options.threads)
-        probe = np.zeros((min(2, len(train)), *net.analysis.shapes[net.output]), np.float32)
-        self.classifies = accuracy(step.loss.name, probe, train.y[: len(probe)]) is not None
+        self.classifies = step.loss.classifies_on(train.y)
+        self.stopping = early_stopping(options.early_stopping)
         self.history: list[dict[str, Any]] = []
         self.position = {"epoch": 0, "batch": 0, "step": 0, "sum_loss": 0.0, "correct": 0.0, "seen": 0,
                          "seconds": 0.0}
@@ -159,7 +149,7 @@ class Trainer:
             self.save()
             raise UserError(f"interrupted: checkpoint saved in {self.o.out / LAST}",
                             f"continue with --resume --out {self.o.out}") from None
-        if self.o.early_stopping and self.o.early_stopping.get("restore_best", True) and self.best["epoch"] >= 0:
+        if self.stopping and self.stopping.restore_best and self.best["epoch"] >= 0:
             best, _ = checkpoint.load(self.o.out / BEST)
             self.session.load(best)
         return self.history
@@ -207,7 +197,7 @@ class Trainer:
         p["step"] += 1
         p["sum_loss"] += loss * len(index)
         p["seen"] += len(index)
-        acc = accuracy(self.step.loss.name, out, y)
+        acc = self.step.loss.accuracy(out, y)
         p["correct"] += (acc or 0.0) * len(index)
 
     def _divergence_hints(self) -> tuple[str, ...]:
@@ -227,8 +217,7 @@ class Trainer:
         return p["correct"] / p["seen"] if self.classifies and p["seen"] else None
 
     def evaluate(self, dataset: datamod.Dataset) -> tuple[float, float | None]:
-        z = self.session.predict(dataset.x)
-        return loss_value(self.step.loss.name, z, dataset.y), accuracy(self.step.loss.name, z, dataset.y)
+        return evaluate(self.session, self.step.loss, dataset)
 
     def _evaluate(self, epoch: int, lr: float) -> dict[str, Any]:
         p = self.position
@@ -257,15 +246,16 @@ class Trainer:
             below = row["val_loss"] < self.evaluate(sample)[0]
         self.val_below = self.val_below + 1 if below else 0
         if self.val_below == self.GAP_EPOCHS and not self.o.quiet:
-            print(f"warning: validation loss has been below training loss for {self.GAP_EPOCHS} epochs; "
-                  "check the split (is validation data easier, or leaking into training?)", file=sys.stderr)
+            print(render(Diagnostic("warning", f"validation loss has been below training loss for {self.GAP_EPOCHS} "
+                                    "epochs; check the split (is validation data easier, or leaking into training?)")),
+                  file=sys.stderr)
 
     # ------------------------------------------------------------- early stopping
     def _track_best(self, row: dict[str, Any]) -> None:
-        if not self.o.early_stopping:
+        if not self.stopping:
             return
         monitored = row.get("val_loss", row["train_loss"])
-        if monitored < self.best["loss"] - self.o.early_stopping.get("min_delta", 0.0):
+        if self.stopping.improves(monitored, self.best["loss"]):
             self.best = {"loss": monitored, "epoch": row["epoch"], "wait": 0}
             checkpoint.save(self.o.out / BEST, self.session.parameters(), {"epoch": row["epoch"]})
         else:
@@ -274,14 +264,9 @@ class Trainer:
     def _should_stop(self) -> bool:
         if self.o.stop_below is not None and self.history[-1]["train_loss"] < self.o.stop_below:
             return True
-        es = self.o.early_stopping
-        if es and self.best["wait"] >= es.get("patience", 5):
+        if self.stopping and self.best["wait"] >= self.stopping.patience:
             if not self.o.quiet:
                 print(f"early stopping: no improvement for {self.best['wait']} epochs; best was epoch "
                       f"{self.best['epoch']}", file=sys.stderr)
             return True
         return False
-
-
-def write_result(path: Path, result: dict[str, Any]) -> None:
-    save_json(path, result)

@@ -25,10 +25,19 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..diagnostics import UserError
-from ..layers.base import Float, Int
+from ..compiler import check
+from ..diagnostics import Span, UserError, value_text
+from ..layers.base import Int
+from ..syntax.parser import parse_text
+from ..trainspec import SCALARS, section_text
+from . import data as datamod
+from .experiments import make_trainer, minibatch_only, prepare
+from .loop import Diverged
+from .settings import DEFAULTS, Settings
 
-SETTINGS = {"lr": Float(0.0), "batch": Int(), "weight_decay": Float(0.0), "l1": Float(0.0), "l2": Float(0.0)}
+STRATEGIES = ("random", "grid")  # how configurations are picked; the first is the default
+# The train settings a space may name, with their types.
+SETTINGS = {key: SCALARS[key] for key in ("lr", "batch", "weight_decay", "l1", "l2")}
 
 
 @dataclass(frozen=True)
@@ -197,13 +206,11 @@ def best_section(config: dict[str, Any], section: dict[str, Any], settings: dict
     """The train section of the best trial: the file's statements, every
     setting the command line changed, and the configuration's values; the
     learning rate goes into the optimizer."""
-    from .run import DEFAULTS
-
     merged = {**section, **{k: v for k, v in settings.items() if k in section or DEFAULTS.get(k) != v}}
     merged.pop("lr", None)
     merged.update({k: v for k, v in config.items() if k in SETTINGS and k != "lr"})
     if "lr" in config:
-        merged["optimizer"] = {**merged.get("optimizer", {"name": "adam"}), "lr": config["lr"]}
+        merged["optimizer"] = {**merged.get("optimizer", DEFAULTS["optimizer"]), "lr": config["lr"]}
     return merged
 
 
@@ -211,49 +218,33 @@ def write_best(model: Path, config: dict[str, Any], section: dict[str, Any], out
                params: dict[str, Any] | None = None) -> Path:
     """A copy of the model file whose `train { }` section is `section` and
     whose network parameters default to the configuration's values (and to
-    those set with --param)."""
+    those set with --param). The file is edited where its syntax tree says
+    the defaults and the section are; the section is written by trainspec."""
     text = model.read_text(encoding="utf-8")
+    module = parse_text(text, str(model))
     values = {**(params or {}), **{k: v for k, v in config.items() if k not in SETTINGS}}
-    for key, value in values.items():
-        text = re.sub(rf"(^\s*network\s+\w+\s*\([^)]*\b{re.escape(key)}\s*=\s*)[^,)]+",
-                      lambda m: m.group(1) + _scalar(value), text, count=1, flags=re.M)
-    text = re.sub(r"^[ \t]*train\s*\{[^}]*\}[ \t]*\n?", "", text, flags=re.M).rstrip() + "\n\n"
+    edits = [(p.default.span, value_text(values[p.name])) for network in module.networks for p in network.params
+             if p.name in values and p.default is not None]
+    # A section's lines go as a whole; the new section is written at the end.
+    edits += [(Span(t.span.path, t.span.line, 1, t.span.end_line + 1, 1), "") for t in module.trains]
+    text = _edit(text, edits).rstrip() + "\n\n"
     target = out / "best.net"
     out.mkdir(parents=True, exist_ok=True)
-    target.write_text(text + _render_section(section), encoding="utf-8")
+    target.write_text(text + section_text(section), encoding="utf-8")
     return target
 
 
-def _render_section(section: dict[str, Any]) -> str:
-    def value(v: Any) -> str:
-        if isinstance(v, dict):
-            name = v.get("name", "")
-            args = ", ".join(f"{k}={_scalar(x)}" for k, x in v.items() if k != "name")
-            return f"{name}({args})" if args else name
-        if isinstance(v, list):
-            return ", ".join(value(x) for x in v)
-        return _scalar(v)
+def _edit(text: str, edits: list[tuple[Span, str]]) -> str:
+    """`text` with each span replaced (spans do not overlap)."""
+    starts = list(itertools.accumulate((len(line) + 1 for line in text.split("\n")), initial=0))
 
-    lines = ["train {"]
-    for key, v in section.items():
-        if key in ("early_stopping", "split") and isinstance(v, dict):
-            lines.append(f"    {key}({', '.join(f'{k}={_scalar(x)}' for k, x in v.items())})")
-        elif key == "lr_scale":
-            lines.append(f"    lr_scale {', '.join(f'{k}={_scalar(x)}' for k, x in v.items())}")
-        elif key == "data" and v != "digits":
-            lines.append(f'    data "{v}"')
-        else:
-            lines.append(f"    {key} {value(v)}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    def offset(line: int, col: int) -> int:
+        return min(starts[line - 1] + col - 1, len(text)) if line <= len(starts) - 1 else len(text)
 
-
-def _scalar(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
+    for span, replacement in sorted(edits, key=lambda e: (e[0].line, e[0].col), reverse=True):
+        start, end = offset(span.line, span.col), offset(span.end_line, span.end_col)
+        text = text[:start] + replacement + text[end:]
+    return text
 
 
 def run_search(model: Path, settings, space: str, trials: int, strategy: str, out: Path, device: str = "auto",
@@ -262,10 +253,6 @@ def run_search(model: Path, settings, space: str, trials: int, strategy: str, ou
     """Search, halving as it goes; returns the trials best first, the results
     table and the file holding the best configuration (None when every
     trial diverged). Every mistake in the space is reported before training."""
-    from ..compiler import check
-    from . import data as datamod
-    from .experiments import minibatch_only, prepare
-
     base = check(model, params=params)
     dims = parse_space(space, set(base.graph.graph.get("params", {})))
     if trials < 1:
@@ -293,8 +280,6 @@ def run_search(model: Path, settings, space: str, trials: int, strategy: str, ou
 
 
 def _trial_network(model: Path, base, config: dict[str, Any], params: dict[str, Any] | None):
-    from ..compiler import check
-
     net_params = {k: v for k, v in config.items() if k not in SETTINGS}
     return check(model, params={**(params or {}), **net_params}) if net_params else base
 
@@ -303,9 +288,6 @@ def _trainer(model, base, settings, params, weights, train_set, val_set, out: Pa
              ) -> Callable[[Trial, int, bool], tuple[float, list[dict[str, Any]]]]:
     """train(trial, until, resume) for successive_halving: the validation
     accuracy (or the negative loss) after training up to `until` epochs."""
-    from .experiments import make_trainer
-    from .loop import Diverged
-    from .run import Settings
 
     def train(trial: Trial, until: int, resume: bool) -> tuple[float, list[dict[str, Any]]]:
         net = _trial_network(model, base, trial.config, params)

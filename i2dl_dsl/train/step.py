@@ -33,7 +33,7 @@ from ..onnx.export import DEFAULT_OPSET, assemble, lower_network, parameter_shap
 from ..onnx.graph import rename
 from ..target import Target
 from . import optimizers
-from .losses import LABEL, LOSSES, Loss, label_type
+from .losses import LABEL, LOSSES, Loss, label_type, resolve
 from .packing import Packing
 
 LR, STEP, LOSS = "lr", "step", "loss"
@@ -41,9 +41,9 @@ LR, STEP, LOSS = "lr", "step", "loss"
 
 @dataclass
 class TrainConfig:
-    loss: str = "cross_entropy"
-    optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "adam", "lr": 1e-3, "beta1": 0.9,
-                                                                 "beta2": 0.999, "eps": 1e-8})
+    loss: str | dict[str, Any] = LOSSES.default  # a name, or {"name": ..., **arguments}
+    optimizer: dict[str, Any] = field(default_factory=lambda: {
+        "name": optimizers.OPTIMIZERS.default, **optimizers.OPTIMIZERS[optimizers.OPTIMIZERS.default].defaults()})
     weight_decay: float = 0.0
     l1: float = 0.0
     l2: float = 0.0
@@ -114,7 +114,7 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
     blocked convolutions, the convolution gradients take the forms those are
     fastest at and the convolutions are rewritten to them."""
     target = target or Target.resolve("cpu")
-    loss = LOSSES[config.loss]
+    loss = resolve(config.loss)
     builder, output = lower_network(net, opset, weights, config.seed, config.init, training=True, strict=False)
     out_shape = net.analysis.shapes[net.output]
     g = LayerBuilder(builder, "loss", f"{net.path}: train loss {loss.name}", [out_shape], (), {})
@@ -148,7 +148,7 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
         model.graph.output.append(helper.make_tensor_value_info(f"new/{name}", TensorProto.FLOAT, list(shapes[name])))
     return StepModel(target.rewrite(model), target.rewrite(eval_model(net, values, opset)), values, trainable,
                      buffers, state, dict(builder.random_inputs), loss, output, net.input, packing,
-                     tuple(optimizers.SLOTS[config.optimizer["name"]]), target)
+                     optimizers.OPTIMIZERS[config.optimizer["name"]].slots, target)
 
 
 def _buffer_names(net: CheckedNetwork) -> set[str]:
@@ -178,7 +178,7 @@ def _optimizer(model, builder: GraphBuilder, grads: dict[str, str], shapes, conf
     _scalar_input(graph, STEP)
     packing = Packing.of({param: shapes[param] for param in grads})
     state = {state_name(param, slot): np.zeros(shapes[param], dtype=np.float32)
-             for param in grads for slot in optimizers.SLOTS[name]}
+             for param in grads for slot in optimizers.OPTIMIZERS[name].slots}
     if not grads:
         return state, packing
     optimizer_builder = GraphBuilder(builder.init_param)
@@ -187,7 +187,7 @@ def _optimizer(model, builder: GraphBuilder, grads: dict[str, str], shapes, conf
     params = packing.emit_pack(g, packing.names)
     gradient = packing.emit_pack(g, [grads[param] for param in packing.names])
     lr = packing.emit_runs(g, {p: _scale_for(p, config.lr_scale) for p in packing.names}, LR)
-    slots = {slot: state_name(None, slot) for slot in optimizers.SLOTS[name]}
+    slots = {slot: state_name(None, slot) for slot in optimizers.OPTIMIZERS[name].slots}
     for flat in slots.values():
         graph.input.append(helper.make_tensor_value_info(flat, TensorProto.FLOAT, [packing.size]))
     new_params, new_slots = optimizers.update(g, name, params, gradient, lr, STEP, slots, opts,

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from ..diagnostics import UserError
-from .data import DIGITS, Dataset, fit_input
+from .dataset import DIGITS, Dataset, fit_input
 
 DATA_SEED = 0
 LINEAR_SAMPLES, LINEAR_NOISE = 1000, 0.1
