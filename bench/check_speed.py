@@ -78,7 +78,7 @@ def deep_file(blocks: int, folder: Path) -> Path:
 
 def in_process_check(path: Path, repeat: int) -> tuple[float, int]:
     sys.path.insert(0, str(ROOT))
-    from i2dl_dsl.compiler import check
+    from i2dl_dsl.checker import check
 
     check(path)  # warm: grammar built, modules imported
     times = []

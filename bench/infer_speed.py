@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from i2dl_dsl.compiler import check  # noqa: E402
-from i2dl_dsl.onnx.export import to_onnx  # noqa: E402
+from i2dl_dsl.checker import check  # noqa: E402
+from i2dl_dsl.lowering.export import to_onnx  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
 from isolate import measure_apart  # noqa: E402
 

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from i2dl_dsl.compiler import check  # noqa: E402
+from i2dl_dsl.checker import check  # noqa: E402
 from i2dl_dsl.train import data as datamod  # noqa: E402
 from i2dl_dsl.train.loop import RunOptions, Trainer, learning_rate  # noqa: E402
 from i2dl_dsl.train.run import Settings, config_for, prepare_data  # noqa: E402

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from i2dl_dsl.compiler import check  # noqa: E402
+from i2dl_dsl.checker import check  # noqa: E402
 from i2dl_dsl.train.session import TrainingSession  # noqa: E402
 from i2dl_dsl.target import Target  # noqa: E402
 from i2dl_dsl.train.step import TrainConfig, build_step  # noqa: E402

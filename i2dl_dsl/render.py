@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import graphviz
     import onnx
 
-    from .compiler import CheckedNetwork
+    from .checker import CheckedNetwork
 
 FORMATS = ("svg", "png", "pdf", "dot")
 RANKDIRS = ("TB", "LR")
@@ -120,9 +120,9 @@ def write(dot: "graphviz.Digraph", path: str | Path) -> Path:
 
 def _export(net: "CheckedNetwork") -> "onnx.ModelProto":
     try:
-        from .onnx.export import to_onnx
+        from .lowering.export import to_onnx
     except ModuleNotFoundError as exc:
-        if exc.name is None or not exc.name.startswith(__package__ + ".onnx"):
+        if exc.name is None or not exc.name.startswith(__package__ + ".lowering"):
             raise
         raise UserError("--graph-level onnx needs the ONNX exporter, which is not available in this installation",
                         "draw the layer graph instead: --graph-level layers") from None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .compiler import CheckedNetwork
+from .checker import CheckedNetwork
 from .elaborate import layer_node
 from .layers.base import REGISTRY, ReceptiveField, Shape, fmt_shape
 from .names import within_any

@@ -2,7 +2,7 @@
 
 A training step's graph is written for its device: on a CPU with
 onnxruntime's blocked-channel (NCHWc) kernels, its convolutions are
-rewritten to them (onnx/nchwc.py) and its convolution gradients take the
+rewritten to them (lowering/nchwc.py) and its convolution gradients take the
 forms those kernels are fastest at; on CUDA neither happens. The caller
 resolves the target once (`Target.resolve`: runtime says what `auto` means
 on this machine), the step builder applies the target's rewrites to the
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from .onnx.nchwc import block_size, blocked_convolutions
+from .lowering.nchwc import block_size, blocked_convolutions
 from .runtime import resolve_device
 
 

@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 
 BYTES = 4  # float32
 

@@ -319,7 +319,7 @@ def test_blocked_conv_forms_match_finite_differences(case: Case) -> None:
 def test_blocked_conv_forms_run_on_blocked_kernels(case: Case) -> None:
     """The same in float32, its convolutions rewritten to the NCHWc kernels."""
     ort = pytest.importorskip("onnxruntime")
-    from i2dl_dsl.onnx.nchwc import block_size, blocked_convolutions
+    from i2dl_dsl.lowering.nchwc import block_size, blocked_convolutions
 
     if not block_size():
         pytest.skip("this CPU or onnxruntime build has no blocked convolutions")

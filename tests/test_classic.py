@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.diagnostics import UserError
 from i2dl_dsl.train import data as datamod
 from i2dl_dsl.train import synthetic

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.diagnostics import CompileError
 from i2dl_dsl.elaborate import layer_node
 from nets import BASIC_BLOCK

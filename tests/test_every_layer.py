@@ -27,7 +27,7 @@ from tempfile import TemporaryDirectory
 import numpy as np
 import pytest
 
-from i2dl_dsl.compiler import CheckedNetwork, check
+from i2dl_dsl.checker import CheckedNetwork, check
 from i2dl_dsl.elaborate import layer_node
 from i2dl_dsl.target import Target
 from i2dl_dsl.layers import REGISTRY

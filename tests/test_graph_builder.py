@@ -1,4 +1,4 @@
-"""The one graph builder (i2dl_dsl/onnx/graph.py): node and output naming,
+"""The one graph builder (i2dl_dsl/lowering/graph.py): node and output naming,
 the dtype rule of `const`, and the proto helpers every builder shares."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from i2dl_dsl.autodiff.context import GradContext
-from i2dl_dsl.onnx import nchwc
-from i2dl_dsl.onnx.builder import GraphBuilder, LayerBuilder
-from i2dl_dsl.onnx.graph import Builder, Graph, attr, rename, shape_of, tensor_types
+from i2dl_dsl.lowering import nchwc
+from i2dl_dsl.lowering.builder import GraphBuilder, LayerBuilder
+from i2dl_dsl.lowering.graph import Builder, Graph, attr, rename, shape_of, tensor_types
 
 
 def builder(float_type: int = TensorProto.FLOAT) -> Builder:

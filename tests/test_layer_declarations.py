@@ -13,7 +13,7 @@ from i2dl_dsl.elaborate import layer_node
 from i2dl_dsl.elaborate.node import LayerNode, add_layer_node
 from i2dl_dsl.layers.base import REGISTRY, Args, Layer
 from i2dl_dsl.layers.declarations import FAN_IN, ONES, ZEROS, Init, ScaledBernoulli, constant
-from i2dl_dsl.onnx.init import SCHEMES, generator, initializer
+from i2dl_dsl.lowering.initial_values import SCHEMES, generator, initializer
 from i2dl_dsl.train.loop import random_inputs
 from test_onnx_layers import CASES, compiled
 

@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from i2dl_dsl.compiler import check  # noqa: E402
+from i2dl_dsl.checker import check  # noqa: E402
 from i2dl_dsl.diagnostics import CompileError  # noqa: E402
 
 BATCH = 2

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from i2dl_dsl.cli.train import main as train_main
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.diagnostics import UserError
 from i2dl_dsl.train.lbfgs import Objective, minimize
 from i2dl_dsl.train.run import Settings, config_for, prepare_data, train_network

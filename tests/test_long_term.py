@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.train.run import Settings, prepare_data, train_network
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

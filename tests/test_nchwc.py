@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from i2dl_dsl.onnx import nchwc
+from i2dl_dsl.lowering import nchwc
 
 ort = pytest.importorskip("onnxruntime")
 BLOCK = nchwc.block_size()
@@ -119,7 +119,7 @@ def test_training_step_runs_blocked_and_agrees_with_plain() -> None:
     """The digits CNN's step graph on the CPU: its convolutions (forward and
     backward) run on the blocked kernels, and three steps give the losses
     and parameters of the same graph run with the plain Conv."""
-    from i2dl_dsl.compiler import check
+    from i2dl_dsl.checker import check
     from i2dl_dsl.train.session import TrainingSession
     from i2dl_dsl.target import Target
     from i2dl_dsl.train.step import TrainConfig, build_step

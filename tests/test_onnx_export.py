@@ -17,11 +17,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from i2dl_dsl.cli.compile import main as compile_main
-from i2dl_dsl.compiler import CheckedNetwork, check
+from i2dl_dsl.checker import CheckedNetwork, check
 from i2dl_dsl.diagnostics import UserError
-from i2dl_dsl.onnx import export
-from i2dl_dsl.onnx.export import parameter_shapes, save_model, to_onnx
-from i2dl_dsl.onnx.weights import read_weights
+from i2dl_dsl.lowering import export
+from i2dl_dsl.lowering.export import parameter_shapes, save_model, to_onnx
+from i2dl_dsl.lowering.weights import read_weights
 from i2dl_dsl.runtime import create_session
 
 ROOT = Path(__file__).resolve().parents[1]

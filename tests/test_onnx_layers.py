@@ -21,9 +21,9 @@ F = torch.nn.functional
 import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper, shape_inference  # noqa: E402
 
-from i2dl_dsl.compiler import check  # noqa: E402
+from i2dl_dsl.checker import check  # noqa: E402
 from i2dl_dsl.elaborate import layer_node  # noqa: E402
-from i2dl_dsl.onnx.export import DEFAULT_OPSET, parameter_shapes, to_onnx  # noqa: E402
+from i2dl_dsl.lowering.export import DEFAULT_OPSET, parameter_shapes, to_onnx  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
 from helpers import random_weights  # noqa: E402
 

@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from i2dl_dsl.compiler import check  # noqa: E402
+from i2dl_dsl.checker import check  # noqa: E402
 from i2dl_dsl.train.loop import learning_rate  # noqa: E402
 from i2dl_dsl.train.run import Settings  # noqa: E402
 from i2dl_dsl.train.session import TrainingSession  # noqa: E402

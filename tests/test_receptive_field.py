@@ -26,7 +26,7 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from i2dl_dsl.compiler import check  # noqa: E402
+from i2dl_dsl.checker import check  # noqa: E402
 from i2dl_dsl.elaborate import layer_node  # noqa: E402
 
 D = 12  # probed units per axis; divisible by the upsampling factors used below

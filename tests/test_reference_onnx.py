@@ -25,8 +25,8 @@ torch = pytest.importorskip("torch")
 from onnx import numpy_helper  # noqa: E402
 
 from i2dl_dsl.cli.compile import main as compile_main  # noqa: E402
-from i2dl_dsl.compiler import check  # noqa: E402
-from i2dl_dsl.onnx.export import parameter_shapes, to_onnx  # noqa: E402
+from i2dl_dsl.checker import check  # noqa: E402
+from i2dl_dsl.lowering.export import parameter_shapes, to_onnx  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
 from reference import torch_models  # noqa: E402
 

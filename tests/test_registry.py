@@ -14,7 +14,7 @@ F = torch.nn.functional
 
 from helpers import train  # noqa: E402
 from i2dl_dsl.cli.train import parser  # noqa: E402
-from i2dl_dsl.compiler import check  # noqa: E402
+from i2dl_dsl.checker import check  # noqa: E402
 from i2dl_dsl.diagnostics import Diagnostics, value_text  # noqa: E402
 from i2dl_dsl.layers.base import Symbol  # noqa: E402
 from i2dl_dsl.syntax.parser import parse_text  # noqa: E402

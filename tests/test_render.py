@@ -15,7 +15,7 @@ import pytest
 
 from i2dl_dsl import files, render
 from i2dl_dsl.cli.compile import main
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.diagnostics import UserError
 from i2dl_dsl.elaborate import layer_node
 from nets import BASIC_BLOCK
@@ -309,7 +309,7 @@ def test_cli_bad_graph_options_exit_2(extra, message, tmp_path, capsys, monkeypa
 
 
 def test_cli_onnx_level_without_the_exporter_is_explained(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "i2dl_dsl.onnx.export", None)  # import fails as if absent
+    monkeypatch.setitem(sys.modules, "i2dl_dsl.lowering.export", None)  # import fails as if absent
     model = _write(tmp_path, "sequence")
     assert main([str(model), "--graph", str(tmp_path / "ops.dot"), "--graph-level", "onnx"]) == 2
     assert "needs the ONNX exporter" in capsys.readouterr().err
@@ -361,7 +361,7 @@ def test_onnx_graph_svg(tmp_path):
 
 @needs_dot
 def test_onnx_level_draws_the_exported_model(small, tmp_path):
-    export = pytest.importorskip("i2dl_dsl.onnx.export")
+    export = pytest.importorskip("i2dl_dsl.lowering.export")
     net = small("residual")
     out = render.draw(net, tmp_path / "ops.svg", level="onnx")
     nodes = _groups(_svg(out), "node")
@@ -379,7 +379,7 @@ def test_count_text(n, text):
 
 
 def test_importing_render_loads_neither_graphviz_nor_onnx():
-    code = ("import sys, i2dl_dsl.compiler; before = set(sys.modules); import i2dl_dsl.render; "
+    code = ("import sys, i2dl_dsl.checker; before = set(sys.modules); import i2dl_dsl.render; "
             "print(sorted({'graphviz', 'onnx'} & (set(sys.modules) - before)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -23,8 +23,8 @@ import pytest
 from onnx import TensorProto
 
 from i2dl_dsl.autodiff import RULES, MissingGradient
-from i2dl_dsl.compiler import CheckedNetwork
-from i2dl_dsl.onnx.export import DEFAULT_OPSET, assemble, lower_network
+from i2dl_dsl.checker import CheckedNetwork
+from i2dl_dsl.lowering.export import DEFAULT_OPSET, assemble, lower_network
 from i2dl_dsl.train.losses import LOSSES
 from test_autodiff import CASES
 from test_every_layer import EXAMPLES, INPUT_KIND, Example, compile_example, compile_source, training_step

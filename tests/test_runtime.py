@@ -15,9 +15,9 @@ import pytest
 
 from i2dl_dsl import runtime
 from i2dl_dsl.cli import run as run_cli
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.diagnostics import UserError
-from i2dl_dsl.onnx.export import save_model, to_onnx
+from i2dl_dsl.lowering.export import save_model, to_onnx
 from i2dl_dsl.runtime import create_session
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ def test_net_model_is_compiled_with_the_seed(lenet, tmp_path, capfd):
 def test_net_model_with_weights(tmp_path, capfd):
     net = check(LENET)
     rng = np.random.default_rng(5)
-    from i2dl_dsl.onnx.export import parameter_shapes
+    from i2dl_dsl.lowering.export import parameter_shapes
 
     weights = {n: rng.standard_normal(s).astype(np.float32) * 0.1 for n, s in parameter_shapes(net).items()}
     np.savez(tmp_path / "w.npz", **weights)
@@ -312,7 +312,7 @@ def test_truncated_model_exits_2(model_file, capfd):
 
 
 def test_external_data_missing_exits_2(lenet, tmp_path, capfd, monkeypatch):
-    from i2dl_dsl.onnx import export
+    from i2dl_dsl.lowering import export
 
     monkeypatch.setattr(export, "PROTOBUF_LIMIT", 10_000)
     save_model(lenet, tmp_path / "m.onnx")
@@ -387,7 +387,7 @@ def test_failure_while_running_a_net_exits_1_with_the_source_line(failing_conv2,
 
 
 def test_large_net_runs_from_external_data(lenet, tmp_path, capfd, monkeypatch):
-    from i2dl_dsl.onnx import export
+    from i2dl_dsl.lowering import export
 
     monkeypatch.setattr(export, "PROTOBUF_LIMIT", 10_000)
     x = batch()

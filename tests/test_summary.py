@@ -8,7 +8,7 @@ import pytest
 
 from i2dl_dsl import summary
 from i2dl_dsl.cli.compile import main as compile_main
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.elaborate import layer_node
 from nets import BASIC_BLOCK
 

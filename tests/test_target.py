@@ -11,9 +11,9 @@ import onnx
 import pytest
 
 from i2dl_dsl import runtime
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.diagnostics import UserError
-from i2dl_dsl.onnx import nchwc
+from i2dl_dsl.lowering import nchwc
 from i2dl_dsl.target import Target
 from i2dl_dsl.train.session import TrainingSession
 from i2dl_dsl.train.step import TrainConfig, build_step

@@ -23,7 +23,7 @@ import pytest
 
 from i2dl_dsl.cli.compile import main as compile_main
 from i2dl_dsl.cli.train import main as train_main
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.diagnostics import UserError
 from i2dl_dsl.train import checkpoint, experiments
 from i2dl_dsl.train import data as datamod

@@ -19,8 +19,8 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from i2dl_dsl.compiler import check  # noqa: E402
-from i2dl_dsl.onnx.export import parameter_shapes, to_onnx  # noqa: E402
+from i2dl_dsl.checker import check  # noqa: E402
+from i2dl_dsl.lowering.export import parameter_shapes, to_onnx  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
 from helpers import random_weights  # noqa: E402
 from i2dl_dsl.train.step import StepModel, TrainConfig, build_step  # noqa: E402

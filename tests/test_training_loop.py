@@ -25,7 +25,7 @@ import pytest
 
 from i2dl_dsl.cli.run import main as run_main
 from helpers import tensors, train
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.runtime import create_session
 from i2dl_dsl.train import checkpoint
 from i2dl_dsl.train import data as datamod

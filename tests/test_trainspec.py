@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.diagnostics import CompileError
 
 NETWORK = "network N {\n    input x[4]\n    stem: fc(8) -> relu\n    head: fc(2)\n}\n"

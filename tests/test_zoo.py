@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from i2dl_dsl.cli.compile import main as compile_main
-from i2dl_dsl.compiler import CheckedNetwork, check
+from i2dl_dsl.checker import CheckedNetwork, check
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"

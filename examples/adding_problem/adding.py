@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.train.run import Settings, prepare_data, train_network
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from i2dl_dsl.compiler import check
+from i2dl_dsl.checker import check
 from i2dl_dsl.train.lbfgs import Objective, minimize
 from i2dl_dsl.train.loop import RunOptions, Trainer
 from i2dl_dsl.train.run import Settings, config_for, prepare_data

@@ -1,6 +1,6 @@
 """What a gradient rule sees: node making, constants, shapes and attributes.
 
-`GradContext` is the graph builder of `onnx/graph.py` (`ctx.op("Mul", [a,
+`GradContext` is the graph builder of `lowering/graph.py` (`ctx.op("Mul", [a,
 b])`, `ctx.const(0.5)`) with what rules need besides: every node a rule
 makes is type-checked by ONNX shape inference as it is built, so a rule
 that wires a node wrongly fails at the line that built it, and the driver
@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..onnx.graph import FLOAT_TYPES, Builder, Dim, Graph, Shape, attr, shape_of, tensor_types
+from ..lowering.graph import FLOAT_TYPES, Builder, Dim, Graph, Shape, attr, shape_of, tensor_types
 
 
 class NotDifferentiable(Exception):

@@ -55,7 +55,7 @@ def add_gradients(model: onnx.ModelProto, loss: str, wrt: list[str], blocked_con
     one where its gradient reads them.
 
     `blocked_convs`: the graph will run with its convolutions on
-    onnxruntime's blocked CPU kernels (`onnx/nchwc.py`); the rules then pick
+    onnxruntime's blocked CPU kernels (`lowering/nchwc.py`); the rules then pick
     the gradient forms that are fastest there."""
     _name_nodes(model.graph)
     ctx = GradContext(model, blocked_convs)

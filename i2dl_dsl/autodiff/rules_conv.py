@@ -116,7 +116,7 @@ def _input_grad_as_conv(ctx: GradContext, g: str, weight: str, w: Window) -> str
     """dx = Conv(g, W flipped in space, [O, C] swapped to [C, O]), padded by
     k - 1 - p on each side: the adjoint of a stride-1 convolution."""
     rank = len(w.kernel)
-    # Flipped, then swapped: onnx/nchwc.py reads the swap back off this
+    # Flipped, then swapped: lowering/nchwc.py reads the swap back off this
     # Transpose instead of undoing it with another.
     swapped = ctx.op("Transpose", [_flip_taps(ctx, weight)], perm=[1, 0, *range(2, 2 + rank)])
     pads = [k - 1 - p for k, p in zip(w.kernel, w.begin)] + [k - 1 - p for k, p in zip(w.kernel, w.end)]
@@ -190,7 +190,7 @@ def _as_conv_is_faster(ctx: GradContext, x: str, gy: str, w: Window) -> bool:
 
 def _blocked(ctx: GradContext, w: Window) -> bool:
     """The gradient's convolutions will run on the blocked kernels, which
-    onnx/nchwc.py uses for 2-D convolutions only."""
+    lowering/nchwc.py uses for 2-D convolutions only."""
     return ctx.blocked_convs and len(w.kernel) == 2
 
 

@@ -30,7 +30,7 @@ def print_warnings(diagnostics) -> None:
 
 def check_model(args: argparse.Namespace):
     """The checked network of `args.model` with the --param values; its warnings printed."""
-    from ..compiler import check
+    from ..checker import check
 
     net = check(args.model, params=network_params(args.param))
     print_warnings(net.warnings)

@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Sequence
 
-from ..compiler import check
-from ..onnx.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
-from ..onnx.init import SCHEMES
+from ..checker import check
+from ..lowering.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from ..lowering.initial_values import SCHEMES
 from ..render import RANKDIRS
 from .common import EXIT_OK, network_params, positive_int, print_warnings, run_command
 
@@ -66,8 +66,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _export(net, args) -> None:
-    from ..onnx.export import save_model, to_onnx
-    from ..onnx.weights import read_weights
+    from ..lowering.export import save_model, to_onnx
+    from ..lowering.weights import read_weights
 
     weights = read_weights(args.weights) if args.weights else None
     model = to_onnx(net, opset=args.opset, weights=weights, seed=args.seed, init=args.init,

@@ -34,9 +34,9 @@ def load_model(path: str, weights: str | None, seed: int) -> bytes | str:
     if not Path(path).exists():
         raise UserError(f"model '{path}' does not exist")
     if path.endswith(".net"):
-        from ..compiler import check
-        from ..onnx.export import PROTOBUF_LIMIT, to_onnx
-        from ..onnx.weights import read_weights
+        from ..checker import check
+        from ..lowering.export import PROTOBUF_LIMIT, to_onnx
+        from ..lowering.weights import read_weights
 
         net = check(path)
         given = read_weights(weights) if weights else None
@@ -56,7 +56,7 @@ def _save_beside_data(model, stem: str) -> str:
     import shutil
     import tempfile
 
-    from ..onnx.export import save_model
+    from ..lowering.export import save_model
 
     directory = tempfile.mkdtemp(prefix="i2dl-run-")
     atexit.register(shutil.rmtree, directory, ignore_errors=True)

@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     net = check_model(args)
-    from ..onnx.weights import read_weights
+    from ..lowering.weights import read_weights
     from ..train.run import Settings, train_network
 
     overrides = {"data": args.data, "epochs": args.epochs, "batch": args.batch, "optimizer": args.optimizer,
@@ -118,8 +118,8 @@ def _report_transfer(net, settings, weights, source: str) -> None:
     of the file's are ignored and which stay frozen; shapes that do not fit
     are an error that lists them all."""
     from ..names import within_any
-    from ..onnx.export import parameter_shapes
-    from ..onnx.weights import match_weights
+    from ..lowering.export import parameter_shapes
+    from ..lowering.weights import match_weights
 
     expected = parameter_shapes(net)
     match_weights(weights, expected, source, strict=False)

@@ -305,7 +305,7 @@ class Layer:
 
     # --- lowering to ONNX --------------------------------------------------------
     def lower(self, g, inputs: list[str]) -> str:
-        """Emit ONNX nodes through `g` (an onnx.builder.LayerBuilder) and
+        """Emit ONNX nodes through `g` (a lowering.builder.LayerBuilder) and
         return the output tensor's name. `g.training` selects training mode."""
         raise NotImplementedError(f"layer kind '{self.kind}' has no ONNX lowering")
 

@@ -16,7 +16,7 @@ Shape = tuple[int, ...]  # without the batch axis: [C, H, W], [T, F] or [F]
 @dataclass(frozen=True)
 class Init:
     """How a parameter or buffer starts: `fan_in`, drawn by the run's scheme
-    (he, xavier, gaussian; onnx/init.py) over the tensor's fan-in, or every
+    (he, xavier, gaussian; lowering/initial_values.py) over the tensor's fan-in, or every
     element `constant`."""
 
     rule: str  # "fan_in" or "constant"

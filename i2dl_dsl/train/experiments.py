@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compiler import CheckedNetwork
+from ..checker import CheckedNetwork
 from ..diagnostics import UserError
 from . import data as datamod
 from .augment import make_augmenter

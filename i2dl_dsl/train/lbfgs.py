@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..compiler import CheckedNetwork
+from ..checker import CheckedNetwork
 from ..diagnostics import Diagnostic, UserError, render
 from ..elaborate import layer_node
 from . import data as datamod

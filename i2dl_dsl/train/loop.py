@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..compiler import CheckedNetwork
+from ..checker import CheckedNetwork
 from ..diagnostics import Diagnostic, UserError, render
 from ..elaborate import layer_node
 from . import checkpoint, data as datamod

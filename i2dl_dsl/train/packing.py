@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..onnx.graph import Builder
+    from ..lowering.graph import Builder
 
 
 @dataclass(frozen=True)

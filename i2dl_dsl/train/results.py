@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..compiler import CheckedNetwork
+from ..checker import CheckedNetwork
 from ..files import save_arrays, save_json
-from ..onnx.export import save_model, to_onnx
+from ..lowering.export import save_model, to_onnx
 from .dataset import Dataset
 from .losses import Loss
 from .progress import plot

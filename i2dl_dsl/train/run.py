@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compiler import CheckedNetwork
+from ..checker import CheckedNetwork
 from .augment import make_augmenter
 from .lbfgs import train_lbfgs
 from .loop import RunOptions, Trainer

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..compiler import check
+from ..checker import check
 from ..diagnostics import Span, UserError, value_text
 from ..layers.base import Int
 from ..syntax.parser import parse_text

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..compiler import CheckedNetwork
+from ..checker import CheckedNetwork
 from . import data as datamod
 from .losses import LOSSES
 from .optimizers import OPTIMIZERS

@@ -25,12 +25,12 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..autodiff import add_gradients
-from ..compiler import CheckedNetwork
+from ..checker import CheckedNetwork
 from ..layers.declarations import RandomInput
 from ..names import within, within_any
-from ..onnx.builder import BATCH, GraphBuilder, LayerBuilder
-from ..onnx.export import DEFAULT_OPSET, assemble, lower_network, parameter_shapes
-from ..onnx.graph import rename
+from ..lowering.builder import BATCH, GraphBuilder, LayerBuilder
+from ..lowering.export import DEFAULT_OPSET, assemble, lower_network, parameter_shapes
+from ..lowering.graph import rename
 from ..target import Target
 from . import optimizers
 from .losses import LABEL, LOSSES, Loss, label_type, resolve

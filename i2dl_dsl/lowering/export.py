@@ -14,13 +14,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..compiler import CheckedNetwork
+from ..checker import CheckedNetwork
 from ..diagnostics import UserError
 from ..elaborate import layer_node
 from ..files import temporary_beside
 from .builder import BATCH, GraphBuilder, LayerBuilder
 from .graph import rename
-from .init import initializer
+from .initial_values import initializer
 from .weights import match_weights
 
 DEFAULT_OPSET = 21
