@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("svg", "png", "pdf", "dot")
 RANKDIRS = ("TB", "LR")
+LEVELS = ("layers", "onnx")  # what a drawing shows: the layer graph, or the exported ONNX ops
 INSTALL_HINT = "install Graphviz to draw it, e.g. `apt-get install graphviz` or `brew install graphviz`"
 
 FONT = "DejaVu Sans,Helvetica,Arial,sans-serif"
@@ -76,7 +77,7 @@ def draw(net: "CheckedNetwork", path: str | Path, depth: int | None = None, rank
     if level == "layers":
         return write(layer_graph(net, depth, rankdir), path)
     if level != "onnx":
-        raise UserError(f"unknown graph level '{level}'", "use layers or onnx")
+        raise UserError(f"unknown graph level '{level}'", f"use {' or '.join(LEVELS)}")
     if depth is not None:
         raise UserError("--graph-depth folds blocks of layers; the ONNX op graph has none to fold",
                         "leave out --graph-depth, or draw --graph-level layers")
@@ -336,7 +337,7 @@ def onnx_graph(model: "onnx.ModelProto", rankdir: str = "TB") -> "graphviz.Digra
     the shapes that the graph's inputs, outputs and value_info declare."""
     graph = model.graph
     weights = {t.name: tuple(t.dims) for t in graph.initializer}
-    shapes = _declared_shapes([*graph.input, *graph.value_info, *graph.output])
+    shapes = _declared_shapes(graph)
     dot = _digraph(graph.name or "model", rankdir)
     dot.attr(label=f"{graph.name or 'model'}  ·  ONNX ops", labelloc="t", labeljust="l", fontsize="14")
     producer: dict[str, str] = {}  # tensor → the drawn node that makes it; ids avoid ':' (a port in DOT)
@@ -357,15 +358,12 @@ def onnx_graph(model: "onnx.ModelProto", rankdir: str = "TB") -> "graphviz.Digra
     return dot
 
 
-def _declared_shapes(values) -> dict[str, tuple[object, ...]]:
-    """Tensor name → dims (numbers, or symbols like N) where the type declares them."""
-    shapes: dict[str, tuple[object, ...]] = {}
-    for value in values:
-        tensor = value.type.tensor_type
-        if tensor.HasField("shape"):
-            shapes[value.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                                       for d in tensor.shape.dim)
-    return shapes
+def _declared_shapes(graph) -> dict[str, tuple[object, ...]]:
+    """Tensor name → dims (numbers, or symbols like N; ? where unknown) where the type declares them."""
+    from .lowering.graph import shape_of, tensor_types
+
+    shapes = {name: shape_of(declared) for name, declared in tensor_types(graph).items()}
+    return {name: tuple("?" if d is None else d for d in shape) for name, shape in shapes.items() if shape is not None}
 
 
 def _add_op(dot: "graphviz.Digraph", node_id: str, node, weights: dict[str, tuple[int, ...]]) -> None:

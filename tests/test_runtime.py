@@ -132,6 +132,24 @@ def test_cuda_listed_but_not_starting_falls_back_for_auto(model_file, cuda_that_
     assert capfd.readouterr().err == ""
 
 
+def test_a_cuda_training_step_falls_back_to_the_cpu_for_auto(cuda_that_fails_to_start, tmp_path, capfd):
+    """A step built for CUDA, asked for auto where the CUDA provider does not
+    start, trains on the CPU (as any auto session does) instead of failing."""
+    from i2dl_dsl.target import Target
+    from i2dl_dsl.train.session import TrainingSession
+    from i2dl_dsl.train.step import TrainConfig, build_step
+
+    (tmp_path / "fc.net").write_text("network Fc {\n    input x[4]\n    fc(3)\n}\n")
+    step = build_step(check(tmp_path / "fc.net"), TrainConfig(loss="mse", optimizer={"name": "sgd"}),
+                      target=Target("cuda"))
+    session = TrainingSession(step, "auto")
+    assert session.device == "cpu"
+    assert session.step_session.device_note.startswith("running on CPU: CUDA did not start")
+    loss, _ = session.train_step(np.ones((2, 4), np.float32), np.zeros((2, 3), np.float32), {}, 0.1, 1)
+    assert np.isfinite(loss)
+    assert capfd.readouterr().err == ""
+
+
 def test_cuda_listed_but_not_starting_on_the_command_line(model_file, cuda_that_fails_to_start, capfd):
     code, out, err = invoke(capfd, model_file, "--device", "cuda")
     assert code == 2

@@ -125,3 +125,25 @@ def test_a_failing_prediction_names_the_net_line(tmp_path, monkeypatch):
     with pytest.raises(runtime.RunFailed) as err:
         session.predict(np.ones((2, 4), np.float32))
     assert f"in node '{node}' ({tmp_path / 'step.net'}:3:8: fc(3))" in str(err.value)
+
+
+def test_i2dl_train_reports_a_failing_step_at_its_net_line(tmp_path, monkeypatch, capsys):
+    """A step that fails inside onnxruntime ends i2dl-train with exit 1 and the
+    node's .net location, not a traceback."""
+    from i2dl_dsl.cli.train import main as train_main
+
+    model = tmp_path / "fc.net"
+    model.write_text("network Fc {\n    input x[64]\n    f: fc(10)\n}\n")
+
+    def fail(self, binding):
+        raise RuntimeError("Non-zero status code returned while running Gemm node. Name:'f/Gemm @fc.net:3:8' "
+                           "Status Message: out of memory")
+
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime.InferenceSession, "run_with_iobinding", fail)
+    code = train_main([str(model), "--epochs", "1", "--quiet", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"in node 'f/Gemm @fc.net:3:8' ({model}:3:8: fc(10))" in err
+    assert "Traceback" not in err and "internal error" not in err

@@ -7,7 +7,8 @@ import sys
 import traceback
 from typing import Callable, Sequence
 
-from ..diagnostics import CompileError, UserError, render, render_all
+from ..diagnostics import CompileError, Diagnostic, UserError, render, render_all
+from ..runtime import RunFailed
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
@@ -47,7 +48,8 @@ def _tolerate_narrow_terminals() -> None:
 
 
 def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run a command body; render CompileError/UserError and map them to exit 2."""
+    """Run a command body; render CompileError/UserError and map them to exit 2,
+    a run that failed inside onnxruntime (RunFailed) to exit 1."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     _tolerate_narrow_terminals()
@@ -63,6 +65,11 @@ def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str]
             traceback.print_exc()
         print(render(exc.diagnostic()), file=sys.stderr)
         return EXIT_USER
+    except RunFailed as exc:  # onnxruntime failed in a node; the message names it and its .net line
+        if debug:
+            traceback.print_exc()
+        print(render(Diagnostic("error", str(exc))), file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -78,8 +85,6 @@ def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str]
 
 def network_params(pairs: list[str] | None) -> dict:
     """`--param name=value` (repeatable) as a dict of numbers or words."""
-    from ..diagnostics import UserError
-
     params: dict = {}
     for pair in pairs or []:
         name, sep, text = pair.partition("=")

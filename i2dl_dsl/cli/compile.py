@@ -10,7 +10,7 @@ from typing import Sequence
 from ..checker import check
 from ..lowering.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from ..lowering.initial_values import SCHEMES
-from ..render import RANKDIRS
+from ..render import LEVELS, RANKDIRS
 from .common import EXIT_OK, network_params, positive_int, print_warnings, run_command
 
 
@@ -33,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--graph-depth", type=positive_int, metavar="N", help="in the drawing, fold blocks below N levels")
     p.add_argument("--rankdir", choices=RANKDIRS, default=RANKDIRS[0],
                    help=f"drawing direction (default {RANKDIRS[0]})")
-    p.add_argument("--graph-level", choices=("layers", "onnx"), default="layers",
+    p.add_argument("--graph-level", choices=LEVELS, default=LEVELS[0],
                    help="draw the layers, or the exported ONNX op graph")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="set a parameter of `network Net(...)`")
     p.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..diagnostics import Diagnostic, UserError, render
+from ..diagnostics import UserError
 from ..files import write_for_user
 from ..runtime import DEVICES
-from .common import EXIT_INTERNAL, EXIT_OK, positive_int, run_command
+from .common import EXIT_OK, positive_int, run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -133,17 +133,13 @@ def write_npy(path: str, array) -> None:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
-    from ..runtime import RunFailed, create_session
+    from ..runtime import create_session
 
     model = load_model(args.model, args.weights, args.seed)
     s = create_session(model, args.device, args.threads)
     print(s.device_note, file=sys.stderr)
     name, x = prepare_input(s.session, args.input, args.batch)
-    try:
-        y = s.run({name: x})[0]
-    except RunFailed as exc:
-        print(render(Diagnostic("error", str(exc))), file=sys.stderr)
-        return EXIT_INTERNAL
+    y = s.run({name: x})[0]
     if args.output:
         write_npy(args.output, y)
         print(f"wrote {args.output}: shape {list(y.shape)}")

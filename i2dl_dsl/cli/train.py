@@ -8,10 +8,19 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..diagnostics import Diagnostics, UserError, did_you_mean
+from ..lowering.export import parameter_shapes
+from ..lowering.weights import match_weights, read_weights
+from ..names import scopes, within_any
 from ..runtime import DEVICES
+from ..syntax.parser import parse_text
+from ..train import experiments
+from ..train.augment import make_augmenter
 from ..train.losses import LOSSES
 from ..train.optimizers import OPTIMIZERS
+from ..train.run import Settings, train_network
 from ..train.search import STRATEGIES, run_search
+from ..trainspec import check_train
 from .common import EXIT_OK, check_model, network_params, positive_int, run_command
 
 
@@ -50,8 +59,6 @@ def parser() -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     net = check_model(args)
-    from ..lowering.weights import read_weights
-    from ..train.run import Settings, train_network
 
     overrides = {"data": args.data, "epochs": args.epochs, "batch": args.batch, "optimizer": args.optimizer,
                  "lr": args.lr, "loss": args.loss, "seed": args.seed, **_section_flags(args)}
@@ -84,10 +91,6 @@ def _section_flags(args) -> dict:
         lines.append("lr_scale " + ", ".join(args.lr_scale))
     if not lines:
         return {}
-    from ..diagnostics import Diagnostics
-    from ..syntax.parser import parse_text
-    from ..trainspec import check_train
-
     module = parse_text("train {\n" + "\n".join(lines) + "\n}\n", "<command line>")
     diags = Diagnostics()
     spec = check_train(module.trains[0], diags)
@@ -96,10 +99,6 @@ def _section_flags(args) -> dict:
 
 
 def _check_layer_names(net, settings) -> None:
-    from ..diagnostics import UserError, did_you_mean
-
-    from ..names import scopes
-
     known = scopes(net.graph)
     for name in [*settings.get("freeze", ()), *settings.get("lr_scale", {})]:
         if name not in known:
@@ -107,8 +106,6 @@ def _check_layer_names(net, settings) -> None:
 
 
 def _check_augment(net, settings) -> None:
-    from ..train.augment import make_augmenter
-
     shapes = net.analysis.shapes
     make_augmenter(settings.get("augment", []), shapes[net.input], shapes[net.output])
 
@@ -117,10 +114,6 @@ def _report_transfer(net, settings, weights, source: str) -> None:
     """Say which parameters come from the file, which are initialised, which
     of the file's are ignored and which stay frozen; shapes that do not fit
     are an error that lists them all."""
-    from ..names import within_any
-    from ..lowering.export import parameter_shapes
-    from ..lowering.weights import match_weights
-
     expected = parameter_shapes(net)
     match_weights(weights, expected, source, strict=False)
     loaded = [n for n in expected if n in weights]
@@ -138,9 +131,6 @@ def _report_transfer(net, settings, weights, source: str) -> None:
 
 def _experiment(args, net, settings, out: Path, weights) -> bool:
     """Run --overfit, --cv, --search or --ensemble if asked; True when one ran."""
-    from ..diagnostics import UserError
-    from ..train import experiments
-
     if args.overfit:
         result = experiments.overfit(net, settings, args.overfit, out, args.device, weights=weights)
     elif args.cv:

@@ -19,7 +19,7 @@ from .report import Reporter
 from .scope import Scope
 
 
-class GraphBuilder:
+class LayerGraphBuilder:
     """Adds layers to `graph` under their dotted names."""
 
     def __init__(self, reporter: Reporter):

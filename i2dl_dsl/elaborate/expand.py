@@ -14,7 +14,7 @@ from ..layers.merge import merge_calls
 from ..loader import Program
 from ..syntax import ast
 from ..values import evaluate, expr_text, match, signature_text
-from .build import GraphBuilder
+from .build import LayerGraphBuilder
 from .inputs import NetworkInput
 from .report import Reporter, Skip
 from .scope import BLOCK_INPUT, Scope, word_span
@@ -26,7 +26,7 @@ MAX_NESTING = 100  # blocks inside blocks; deeper is surely a mistake
 class Expander:
     """Walks a network's statements, expanding what they call."""
 
-    def __init__(self, program: Program, reporter: Reporter, builder: GraphBuilder):
+    def __init__(self, program: Program, reporter: Reporter, builder: LayerGraphBuilder):
         self.program = program
         self.reporter = reporter
         self.diags = reporter.diags

@@ -7,7 +7,7 @@ from ..layers.base import MAX_INT, numel
 from ..layers.io import Input
 from ..syntax import ast
 from ..values import evaluate
-from .build import GraphBuilder
+from .build import LayerGraphBuilder
 from .node import LayerNode, add_layer_node
 from .scope import BLOCK_INPUT, Scope
 
@@ -23,7 +23,7 @@ def check_input_first(net: ast.NetworkDef, diags: Diagnostics) -> None:
 class NetworkInput:
     """Turns `input x[...]` into the graph's source node."""
 
-    def __init__(self, diags: Diagnostics, builder: GraphBuilder):
+    def __init__(self, diags: Diagnostics, builder: LayerGraphBuilder):
         self.diags = diags
         self.builder = builder
         self.span: Span | None = None  # where the input is declared, even when it is wrong

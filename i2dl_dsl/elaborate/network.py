@@ -12,7 +12,7 @@ from ..layers.merge import merge_calls
 from ..loader import Program
 from ..syntax import ast
 from ..values import evaluate
-from .build import GraphBuilder
+from .build import LayerGraphBuilder
 from .expand import Expander
 from .inputs import check_input_first
 from .report import Abort, Reporter
@@ -23,7 +23,7 @@ def elaborate_network(program: Program, net: ast.NetworkDef, diags: Diagnostics,
                       overrides: dict[str, Any]) -> nx.DiGraph:
     """The layer graph of `net`, errors recorded in `diags`."""
     reporter = Reporter(diags)
-    builder = GraphBuilder(reporter)
+    builder = LayerGraphBuilder(reporter)
     graph = builder.graph
     graph.graph["network"] = net.name
     scope = Scope("", network_params(net, overrides, reporter))

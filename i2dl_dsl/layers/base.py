@@ -334,15 +334,12 @@ def _normalised_default(p: P) -> Any:
 
 
 def _show(value: Any) -> str:
+    """An argument as a .net file writes it, a pair of equal sizes as one (k=3)."""
     if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
-        return str(value[0])
-    if isinstance(value, tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+        value = value[0]
+    if isinstance(value, str):
+        return value  # a choice or a padding mode: a bare word (nearest, same)
+    return value_text(value)
 
 
 REGISTRY: dict[str, type[Layer]] = {}

@@ -15,7 +15,7 @@ import math
 from fractions import Fraction
 
 from ..diagnostics import UserError
-from .base import Choice, P, Padding, Pair
+from .base import Choice, P, Padding, Pair, fmt_shape
 
 AXES = ("height", "width")
 
@@ -114,7 +114,6 @@ def check_spatial(kind: str, inputs) -> tuple[int, int, int]:
     """The [C, H, W] of a layer that needs an image-shaped input."""
     shape = inputs[0]
     if len(shape) != 3:
-        from .base import fmt_shape
         raise UserError(f"needs an input of shape [C, H, W], got {fmt_shape(shape)}",
                         "flatten and fc work on vectors; conv and pool on images" if len(shape) == 1 else
                         "sequences [T, F] go through lstm, rnn or fc layers")

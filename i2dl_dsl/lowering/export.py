@@ -83,16 +83,18 @@ def _lower_layers(net: CheckedNetwork, builder: GraphBuilder) -> dict[str, str]:
                             where=f"{Path(span.path).name}:{span.line}:{span.col}")
         first = len(builder.nodes)
         out = layer.lower(view, [tensors[s] for s in record.inputs])
-        tensors[node] = _name_output(builder, first, out, node, doc)
+        tensors[node] = _name_output(view, first, out)
         builder.declare(node, a.shapes[node])
     return tensors
 
 
-def _name_output(builder: GraphBuilder, first: int, out: str, name: str, doc: str) -> str:
-    """Give the layer's output tensor the layer's own name."""
-    builder.names.add(name)
-    if not rename(builder.nodes[first:], out, name):  # the layer passed an input through
-        builder.nodes.append(helper.make_node("Identity", [out], [name], name=f"{name}/Identity", doc_string=doc))
+def _name_output(view: LayerBuilder, first: int, out: str) -> str:
+    """Give the layer's output tensor the layer's own name: rename what its
+    nodes (from index `first`) made, or copy an input it passed through."""
+    name = view.name
+    view.graph.names.add(name)
+    if not rename(view.graph.nodes[first:], out, name):
+        view.op("Identity", [out], output_names=[name])
     return name
 
 

@@ -26,15 +26,18 @@ from .step import LOSS, LR, STEP, StepModel, state_name
 
 
 def session_device(step: StepModel, device: str) -> str:
-    """The device to run `step` on: its target's. Asked for another (not
-    "auto"), it refuses: the graphs hold forms and rewrites chosen for their
-    target (NCHWc kernels are CPU-only), so running them elsewhere would be
-    slow or fail far from the cause; build the step for that device instead."""
+    """The device to ask runtime for: the step's target's. Asked for another
+    (not "auto"), it refuses: the graphs hold forms and rewrites chosen for
+    their target (NCHWc kernels are CPU-only), so running them elsewhere would
+    be slow or fail far from the cause; build the step for that device instead.
+    A CUDA step asked for "auto" stays "auto", so that a CUDA provider which
+    does not start falls back to the CPU, as any auto session does (the graph
+    then runs correctly, without the CPU's blocked kernels)."""
     target = step.target.device
     if device not in ("auto", target):
         raise UserError(f"this training step was built for {target}, not {device}",
                         f"build it for {device}: build_step(..., target=Target.resolve('{device}'))")
-    return target
+    return "auto" if device == "auto" and target == "cuda" else target
 
 
 class TrainingSession:
@@ -44,8 +47,9 @@ class TrainingSession:
     def __init__(self, step: StepModel, device: str = "auto", threads: int | None = None,
                  profile: str | None = None):
         self.spec = step
-        self.device = session_device(step, device)
-        self.step_session: Session = create_session(step.model.SerializeToString(), self.device, threads, profile)
+        requested = session_device(step, device)
+        self.step_session: Session = create_session(step.model.SerializeToString(), requested, threads, profile)
+        self.device = self.step_session.device
         self.eval_session: Session = create_session(step.eval_model.SerializeToString(), self.device, threads)
         self.tensors: dict[str, Any] = {}
         self.last_gradients: dict[str, Any] = {}  # with TrainConfig.expose_gradients
