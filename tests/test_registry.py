@@ -4,7 +4,9 @@ from the command line; and the writer of train sections."""
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,3 +246,13 @@ def test_every_optimizer_is_accepted_by_the_train_section_with_its_defaults() ->
 def test_every_loss_is_accepted_by_the_train_section_with_its_defaults() -> None:
     for name in LOSSES:
         assert resolve(section(f"loss {name}()")["loss"]).options == LOSSES[name].defaults()
+
+
+@pytest.mark.parametrize("registry", [LOSSES, OPTIMIZERS], ids=["losses", "optimizers"])
+def test_the_language_reference_names_every_registered_entry(registry) -> None:
+    """docs/language.md's train section lists the losses and optimizers a
+    user can write; a registered entry it does not name is undocumented."""
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "language.md").read_text()
+    section = reference[reference.index("## Training section"):]
+    missing = [name for name in registry if re.search(rf"\b{name}\b", section) is None]
+    assert not missing, f"docs/language.md's training section does not name: {', '.join(missing)}"
