@@ -3,7 +3,7 @@ onnxruntime against the same model in PyTorch eager, same batch, same
 optimizer (Adam), same threads, in the same run.
 
     python bench/train_speed.py [--batch 64] [--steps 20] [--rounds 15] [--device cpu|cuda] [--models digits_cnn,lenet5]
-                                [--plain-convs]
+                                [--plain-convs] [--against CHECKOUT]
 
 Prints a Markdown table for BENCHMARKS.md. Each side runs in a process of
 its own, set up and warmed up once; a round times `--steps` steps of each
@@ -13,6 +13,10 @@ ratio's range: on a shared machine the speed drifts, and the two sides of
 one round see nearly the same conditions.
 `--plain-convs` adds a column: our step again with onnxruntime's blocked
 convolutions turned off (`I2DL_BLOCKED_CONVS=0`), to show what they give.
+`--against CHECKOUT` adds a side: our step as another checkout of the project
+builds it (its own bench/train_speed.py serves it), timed in the same rounds,
+so that a change is measured against its parent in one run: the column is
+the median per-round ratio of its step time to ours (above 1: ours is faster).
 Needs torch.
 """
 
@@ -97,6 +101,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--plain-convs", action="store_true", help="also time our step without the blocked convolutions")
+    ap.add_argument("--against", metavar="CHECKOUT", help="also time our step as this other checkout builds it")
     ap.add_argument("--serve", nargs=2, metavar=("MODEL", "SIDE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -109,14 +114,19 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; onnxruntime {onnxruntime.__version__}, "
           f"torch {torch.__version__}; batch {args.batch}, {args.threads} threads, device {args.device}\n")
     plain = " ours, plain Conv (samples/s) | ratio, plain Conv |" if args.plain_convs else ""
-    print(f"| model | ours (samples/s) | PyTorch eager (samples/s) | ratio, median of {args.rounds} rounds (range) |{plain}")
-    print("| --- | --- | --- | --- |" + (" --- | --- |" if args.plain_convs else ""))
+    against = f" {Path(args.against).name} (samples/s) | ours against it (range) |" if args.against else ""
+    print(f"| model | ours (samples/s) | PyTorch eager (samples/s) | ratio, median of {args.rounds} rounds (range) |"
+          f"{plain}{against}")
+    print("| --- | --- | --- | --- |" + (" --- | --- |" if args.plain_convs else "")
+          + (" --- | --- |" if args.against else ""))
     common = ["--batch", str(args.batch), "--device", args.device, "--threads", str(args.threads)]
     for name in args.models.split(","):
         sides = {"ours": Served(Path(__file__), name, "ours", *common),
                  "torch": Served(Path(__file__), name, "torch", *common)}
         if args.plain_convs:
             sides["plain"] = Served(Path(__file__), name, "ours", *common, env={"I2DL_BLOCKED_CONVS": "0"})
+        if args.against:
+            sides["against"] = Served(Path(args.against) / "bench" / "train_speed.py", name, "ours", *common)
         times: dict[str, list[float]] = {side: [] for side in sides}
         for round_ in range(args.rounds):
             order = list(sides) if round_ % 2 == 0 else list(sides)[::-1]  # ABBA: a trend falls on both
@@ -131,6 +141,10 @@ def main() -> None:
         if args.plain_convs:
             plain_ratios = sorted(b / a for a, b in zip(plain_s, theirs_s))
             row += f" {args.batch / statistics.median(plain_s):,.0f} | {statistics.median(plain_ratios):.2f}× |"
+        if args.against:
+            before = sorted(b / a for a, b in zip(ours_s, times["against"]))
+            row += (f" {args.batch / statistics.median(times['against']):,.0f} | {statistics.median(before):.2f}× "
+                    f"({before[0]:.2f}–{before[-1]:.2f}) |")
         print(row, flush=True)
 
 
