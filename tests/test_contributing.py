@@ -38,7 +38,7 @@ from onnx import helper
 from i2dl_dsl.autodiff import RULES
 from i2dl_dsl.autodiff.context import GradContext
 from i2dl_dsl.layers import REGISTRY
-from i2dl_dsl.lowering.builder import GraphBuilder, LayerBuilder
+from i2dl_dsl.lowering.builder import LoweringGraph, LayerBuilder
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "CONTRIBUTING.md"
@@ -122,7 +122,7 @@ def test_every_path_the_guide_names_exists() -> None:
 
 
 def _layer_builder() -> LayerBuilder:
-    return LayerBuilder(GraphBuilder(init_param=lambda *args: None), "l", "", [(3,)], (3,), {})
+    return LayerBuilder(LoweringGraph(init_param=lambda *args: None), "l", "", [(3,)], (3,), {})
 
 
 def _grad_context() -> GradContext:

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from i2dl_dsl.autodiff.context import GradContext
 from i2dl_dsl.lowering import nchwc
-from i2dl_dsl.lowering.builder import GraphBuilder, LayerBuilder
+from i2dl_dsl.lowering.builder import LoweringGraph, LayerBuilder
 from i2dl_dsl.lowering.graph import Builder, Graph, attr, rename, shape_of, tensor_types
 
 
@@ -86,7 +86,7 @@ def test_a_constant_is_named_after_its_scope_and_hint() -> None:
 def test_layer_builder_and_grad_context_share_the_core_op() -> None:
     """One op() implementation: lowerings and rewrites use it as it is."""
     assert LayerBuilder.op is Builder.op and nchwc._Rewrite.op is Builder.op
-    g = LayerBuilder(GraphBuilder(lambda *_: np.zeros(1)), "fc", "doc", [(3,)], (3,), {})
+    g = LayerBuilder(LoweringGraph(lambda *_: np.zeros(1)), "fc", "doc", [(3,)], (3,), {})
     assert g.op("Relu", ["x"]) == "fc/Relu" and g.const([1]) == "fc/const"
 
 

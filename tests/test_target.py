@@ -91,9 +91,11 @@ def test_a_session_on_another_device_than_the_target_is_refused(digits):
 
 @pytest.mark.skipif(runtime.cuda_available()[0], reason="this machine can run CUDA")
 def test_a_cuda_step_without_cuda_is_a_clear_error(digits):
+    """Asked for CUDA where there is none: an error. (Asked for auto, a CUDA
+    step falls back to the CPU: tests/test_runtime.py.)"""
     step = build_step(digits, TrainConfig(optimizer=SGD), target=Target("cuda"))
     with pytest.raises(UserError, match="CUDA cannot be used"):
-        TrainingSession(step)
+        TrainingSession(step, "cuda")
 
 
 def test_a_failing_training_step_names_the_net_line(tmp_path):

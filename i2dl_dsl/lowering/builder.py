@@ -24,7 +24,7 @@ BATCH = "N"
 
 
 @dataclass
-class GraphBuilder(Graph):
+class LoweringGraph(Graph):
     """Nodes, initializers and value infos of one ONNX graph under construction."""
 
     init_param: Callable[[str, str, tuple[int, ...]], np.ndarray]
@@ -32,7 +32,7 @@ class GraphBuilder(Graph):
     value_infos: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
     # Training mode only: new values of buffers (batch-norm running
     # statistics), and per-step random inputs (dropout masks) as their layers
-    # declare them (shape and how to draw; layers/base.py RandomInput).
+    # declare them (shape and how to draw; layers/declarations.py RandomInput).
     buffer_updates: dict[str, str] = field(default_factory=dict)
     random_inputs: dict[str, RandomInput] = field(default_factory=dict)
 
@@ -45,9 +45,9 @@ class GraphBuilder(Graph):
 class LayerBuilder(Builder):
     """What one layer's lowering sees: ops, parameters and constants."""
 
-    graph: GraphBuilder
+    graph: LoweringGraph
 
-    def __init__(self, graph: GraphBuilder, layer_name: str, doc: str, input_shapes: list[tuple[int, ...]],
+    def __init__(self, graph: LoweringGraph, layer_name: str, doc: str, input_shapes: list[tuple[int, ...]],
                  output_shape: tuple[int, ...], param_shapes: dict[str, tuple[int, ...]], where: str = ""):
         super().__init__(graph, layer_name, doc, where)
         self.param_shapes = param_shapes

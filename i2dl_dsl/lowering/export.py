@@ -18,7 +18,7 @@ from ..checker import CheckedNetwork
 from ..diagnostics import UserError
 from ..elaborate import layer_node
 from ..files import temporary_beside
-from .builder import BATCH, GraphBuilder, LayerBuilder
+from .builder import BATCH, LoweringGraph, LayerBuilder
 from .graph import rename
 from .initial_values import initializer
 from .weights import match_weights
@@ -49,8 +49,8 @@ def to_onnx(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, 
 
 def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, np.ndarray] | None = None,
                   seed: int = 0, init: str = "he", weights_source: str = "weights", training: bool = False,
-                  strict: bool = True) -> tuple[GraphBuilder, str]:
-    """Lower every layer into a GraphBuilder; returns it and the output tensor.
+                  strict: bool = True) -> tuple[LoweringGraph, str]:
+    """Lower every layer into a LoweringGraph; returns it and the output tensor.
     training=True emits the training-mode forward pass (batch statistics,
     dropout masks, unrolled recurrences). strict=False lets `weights` cover
     only some parameters (the rest are initialised)."""
@@ -63,12 +63,12 @@ def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict
         name = f"{layer}.{suffix}"
         return given[name] if name in given else scheme(layer, suffix, shape)
 
-    builder = GraphBuilder(init_param, training)
+    builder = LoweringGraph(init_param, training)
     tensors = _lower_layers(net, builder)
     return builder, tensors[net.output]
 
 
-def _lower_layers(net: CheckedNetwork, builder: GraphBuilder) -> dict[str, str]:
+def _lower_layers(net: CheckedNetwork, builder: LoweringGraph) -> dict[str, str]:
     graph, a = net.graph, net.analysis
     tensors = {net.input: net.input}
     builder.names.add(net.input)
@@ -98,7 +98,7 @@ def _name_output(view: LayerBuilder, first: int, out: str) -> str:
     return name
 
 
-def assemble(net: CheckedNetwork, builder: GraphBuilder, output: str, opset: int) -> onnx.ModelProto:
+def assemble(net: CheckedNetwork, builder: LoweringGraph, output: str, opset: int) -> onnx.ModelProto:
     shapes = net.analysis.shapes
     inputs = [helper.make_tensor_value_info(net.input, TensorProto.FLOAT, [BATCH, *shapes[net.input]])]
     outputs = [helper.make_tensor_value_info(output, TensorProto.FLOAT, [BATCH, *shapes[net.output]])]

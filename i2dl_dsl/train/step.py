@@ -28,9 +28,9 @@ from ..autodiff import add_gradients
 from ..checker import CheckedNetwork
 from ..layers.declarations import RandomInput
 from ..names import within, within_any
-from ..lowering.builder import BATCH, GraphBuilder, LayerBuilder
+from ..lowering.builder import BATCH, LayerBuilder, LoweringGraph
 from ..lowering.export import DEFAULT_OPSET, assemble, lower_network, parameter_shapes
-from ..lowering.graph import rename
+from ..lowering.graph import Builder, Graph, rename
 from ..target import Target
 from . import optimizers
 from .losses import LABEL, LOSSES, Loss, label_type, resolve
@@ -98,7 +98,7 @@ def _as_inputs(graph: onnx.GraphProto, names: set[str]) -> dict[str, np.ndarray]
     return values
 
 
-def _append(model: onnx.ModelProto, builder: GraphBuilder) -> None:
+def _append(model: onnx.ModelProto, builder: LoweringGraph) -> None:
     model.graph.node.extend(builder.nodes)
     model.graph.initializer.extend(builder.initializers.values())
 
@@ -136,19 +136,27 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
 
     grads = add_gradients(model, LOSS, trainable, blocked_convs=target.blocked_convs)
     if config.expose_gradients:
-        for param, grad in grads.items():
-            if grad != f"grad/{param}":
-                model.graph.node.append(helper.make_node("Identity", [grad], [f"grad/{param}"], name=f"expose/{param}"))
+        _copies(model, {grad: f"grad/{param}" for param, grad in grads.items() if grad != f"grad/{param}"}, "expose")
+        for param in grads:
             model.graph.output.append(helper.make_tensor_value_info(f"grad/{param}", TensorProto.FLOAT,
                                                                     list(shapes[param])))
     state, packing = _optimizer(model, builder, grads, shapes, config)
+    _copies(model, {builder.buffer_updates[name]: f"new/{name}" for name in buffers}, "new")
     for name in buffers:
-        model.graph.node.append(helper.make_node("Identity", [builder.buffer_updates[name]], [f"new/{name}"],
-                                                 name=f"new/{name}"))
         model.graph.output.append(helper.make_tensor_value_info(f"new/{name}", TensorProto.FLOAT, list(shapes[name])))
     return StepModel(target.rewrite(model), target.rewrite(eval_model(net, values, opset)), values, trainable,
                      buffers, state, dict(builder.random_inputs), loss, output, net.input, packing,
                      optimizers.OPTIMIZERS[config.optimizer["name"]].slots, target)
+
+
+def _copies(model: onnx.ModelProto, copies: dict[str, str], scope: str) -> None:
+    """Identity nodes that copy each tensor (key) to a name of the step's
+    outputs (value: `grad/<param>`, `new/<buffer>`)."""
+    graph = Graph(names={name for node in model.graph.node for name in (node.name, *node.output)})
+    g = Builder(graph, scope)
+    for tensor, name in copies.items():
+        g.op("Identity", [tensor], output_names=[name])
+    model.graph.node.extend(graph.nodes)
 
 
 def _buffer_names(net: CheckedNetwork) -> set[str]:
@@ -167,7 +175,7 @@ def _penalties(g, total: str, weights: list[str], config: TrainConfig) -> str:
     return total
 
 
-def _optimizer(model, builder: GraphBuilder, grads: dict[str, str], shapes, config: TrainConfig
+def _optimizer(model, builder: LoweringGraph, grads: dict[str, str], shapes, config: TrainConfig
                ) -> tuple[dict[str, np.ndarray], Packing]:
     """The update over one flat vector of all trainable parameters (see
     packing.py); returns the optimizer state, per parameter, and the layout."""
@@ -181,7 +189,7 @@ def _optimizer(model, builder: GraphBuilder, grads: dict[str, str], shapes, conf
              for param in grads for slot in optimizers.OPTIMIZERS[name].slots}
     if not grads:
         return state, packing
-    optimizer_builder = GraphBuilder(builder.init_param)
+    optimizer_builder = LoweringGraph(builder.init_param)
     optimizer_builder.names.update(builder.names)
     g = LayerBuilder(optimizer_builder, "optimizer", f"optimizer {name}", [], (), {})
     params = packing.emit_pack(g, packing.names)
