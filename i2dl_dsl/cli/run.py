@@ -11,7 +11,7 @@ from typing import Sequence
 from ..diagnostics import UserError
 from ..files import write_for_user
 from ..runtime import DEVICES
-from .common import EXIT_OK, positive_int, run_command
+from .common import EXIT_OK, non_negative_int, positive_int, run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", action="store_true", help="report latency percentiles and throughput")
     p.add_argument("--threads", type=positive_int, help="onnxruntime intra-op threads (default: all cores)")
     p.add_argument("--weights", help="for a .net model: weights (.npz or .onnx) by parameter name")
-    p.add_argument("--seed", type=int, default=0, help="for a .net model without weights: init seed")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="for a .net model without weights: init seed")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 

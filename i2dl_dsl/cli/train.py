@@ -22,6 +22,7 @@ from ..train.run import Settings, train_network
 from ..train.search import STRATEGIES, run_search
 from ..trainspec import check_train
 from .common import EXIT_OK, check_model, network_params, positive_int, run_command
+from .common import non_negative_int
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=OPTIMIZERS.names(), help=OPTIMIZERS.help())
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--loss", choices=LOSSES.names(), help=LOSSES.help())
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=non_negative_int)
     p.add_argument("--device", choices=DEVICES, default=DEVICES[0])
     p.add_argument("--out", help="run directory (default runs/<model name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
