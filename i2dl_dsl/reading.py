@@ -19,7 +19,7 @@ from typing import BinaryIO, Iterable
 import numpy as np
 from numpy.lib import format as npy_format
 
-from .diagnostics import UserError
+from .diagnostics import Span, UserError
 
 SOURCE_LIMIT = 1 << 20  # bytes of one .net file: the largest zoo model is under 10 KiB
 SOURCE_SUFFIX = ".net"
@@ -57,11 +57,12 @@ def available_memory() -> int:
         return _FALLBACK_MEMORY
 
 
-def require_memory(needed: int, what: str, hint: str) -> None:
+def require_memory(needed: int, what: str, hint: str, span: Span | None = None) -> None:
     """Refuse work that needs more memory than is available, before it starts."""
     free = available_memory()
     if needed > free:
-        raise UserError(f"{what} needs about {size_text(needed)}; this machine has {size_text(free)} available", hint)
+        raise UserError(f"{what} needs about {size_text(needed)}; this machine has {size_text(free)} available",
+                        hint, span=span)
 
 
 # ----------------------------------------------------------------- plain files
