@@ -12,9 +12,10 @@ import os
 import stat
 import zipfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -93,6 +94,18 @@ def regular_file(path: str | Path, label: str) -> os.stat_result:
     return info
 
 
+def open_regular(path: Path, label: str) -> BinaryIO:
+    """Open a file checked to be regular. O_NONBLOCK: should it have been
+    swapped for a FIFO since the check, opening returns at once instead of
+    waiting for a writer, and the type is checked again on what was opened."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        raise UserError(f"{label} is not a regular file")
+    return f
+
+
 def read_source_bytes(path: str | Path, limit: int = SOURCE_LIMIT) -> bytes:
     """The bytes of a .net file: a regular file ending in .net, at most
     `limit` bytes. FileNotFoundError passes through; every other refusal is
@@ -105,12 +118,7 @@ def read_source_bytes(path: str | Path, limit: int = SOURCE_LIMIT) -> bytes:
     regular_file(p, label)
     if p.suffix != SOURCE_SUFFIX:
         raise UserError(f"{label} is not a .net file", "models and the files they `use` end in .net")
-    # O_NONBLOCK: should the file have been swapped for a FIFO since the
-    # check, opening returns at once instead of waiting for a writer.
-    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise UserError(f"{label} is not a regular file")
+    with open_regular(p, label) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
         raise UserError(f"{label} is {size_text(max(info.st_size, len(data)))}; a .net file may hold at most "
@@ -146,7 +154,7 @@ def _header(f: BinaryIO, label: str) -> ArrayHeader:
     except (ValueError, OSError, EOFError, SyntaxError) as exc:
         raise UserError(f"cannot read {label} as .npy: {exc}", "save it with numpy.save or numpy.savez") from None
     if dtype.hasobject:  # object arrays are pickles, and loading them runs code
-        raise UserError(f"{label} holds pickled Python objects, which are never loaded",
+        raise UserError(f"cannot read {label}: it holds pickled Python objects, which are never loaded",
                         "save plain numeric arrays (x.astype('float32'))")
     return ArrayHeader(tuple(shape), dtype)
 
@@ -166,7 +174,7 @@ def _fit(headers: dict[str, ArrayHeader], label: str) -> None:
 def read_npy(path: str | Path, label: str) -> np.ndarray:
     """The one array of an .npy file, its header checked before the data is read."""
     regular_file(path, label)
-    with open(path, "rb") as f:
+    with open_regular(Path(path), label) as f:
         if f.read(4) == b"PK\x03\x04":
             raise UserError(f"{label} is an archive of several arrays (.npz), not one array (.npy)")
         f.seek(0)
@@ -189,13 +197,18 @@ def npz_headers(archive: zipfile.ZipFile, label: str) -> dict[str, ArrayHeader]:
     return headers
 
 
-def open_npz(path: str | Path, label: str) -> zipfile.ZipFile:
+@contextmanager
+def open_npz(path: str | Path, label: str) -> Iterator[zipfile.ZipFile]:
     """An .npz archive (a zip), checked to be a regular file first."""
     regular_file(path, label)
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise UserError(f"cannot read {label} as .npz: {exc}", "save it with numpy.savez(path, name=array, ...)") from None
+    with open_regular(Path(path), label) as f:
+        try:
+            archive = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise UserError(f"cannot read {label} as .npz: {exc}",
+                            "save it with numpy.savez(path, name=array, ...)") from None
+        with archive:
+            yield archive
 
 
 def npz_arrays(archive: zipfile.ZipFile, headers: dict[str, ArrayHeader], names: Iterable[str],

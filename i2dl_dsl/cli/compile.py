@@ -67,10 +67,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _export(net, args) -> None:
-    from ..lowering.export import save_model, to_onnx
-    from ..lowering.weights import read_weights
+    from ..lowering.export import parameter_shapes, save_model, to_onnx
+    from ..lowering.weights import nonfinite_warning, read_weights
 
-    weights = read_weights(args.weights) if args.weights else None
+    weights = read_weights(args.weights, parameter_shapes(net)) if args.weights else None
+    print_warnings(nonfinite_warning(weights, parameter_shapes(net), args.weights) if weights else [])
     model = to_onnx(net, opset=args.opset, weights=weights, seed=args.seed, init=args.init,
                     weights_source=args.weights or "")
     save_model(model, args.onnx)
