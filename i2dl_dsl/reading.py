@@ -106,10 +106,11 @@ def open_regular(path: Path, label: str) -> BinaryIO:
     return f
 
 
-def read_source_bytes(path: str | Path, limit: int = SOURCE_LIMIT) -> bytes:
+def read_source_bytes(path: str | Path) -> bytes:
     """The bytes of a .net file: a regular file ending in .net, at most
-    `limit` bytes. FileNotFoundError passes through; every other refusal is
-    a UserError."""
+    SOURCE_LIMIT bytes. FileNotFoundError passes through; every other
+    refusal is a UserError."""
+    limit = SOURCE_LIMIT
     p = Path(path)
     label = f"'{p}'"
     info = _stat(p, label)
