@@ -8,6 +8,7 @@ memory this machine has free. The limits are described in docs/limits.md.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import stat
 import zipfile
@@ -34,17 +35,21 @@ def size_text(count: float) -> str:
     """A byte count as people write it: 512 bytes, 3.6 TiB."""
     if count < 1024:
         return f"{int(count)} bytes"
-    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
-        count /= 1024
-        if count < 1024 or unit == "PiB":
-            return f"{count:.1f} {unit}"
-    raise AssertionError("unreachable")
+    units = ("KiB", "MiB", "GiB", "TiB", "PiB")
+    power = min(len(units), int(math.log(count, 1024)))
+    return f"{count / 1024 ** power:.1f} {units[power - 1]}"
 
 
 def available_memory() -> int:
-    """Bytes this machine can still hand out: MemAvailable of /proc/meminfo
-    (free memory plus caches the kernel can drop), else free pages, else a
-    modest fallback."""
+    """Bytes this process can still be given: the machine's available memory,
+    lowered by a container's (cgroup v2) limit or an address-space ulimit
+    where one is set, for either ends the process before the machine runs out."""
+    return int(min(_machine_memory(), _cgroup_room(), _address_space_room()))
+
+
+def _machine_memory() -> int:
+    """MemAvailable of /proc/meminfo (free memory plus caches the kernel can
+    drop), else free pages, else a modest fallback."""
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
             for line in meminfo:
@@ -56,6 +61,29 @@ def available_memory() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return _FALLBACK_MEMORY
+
+
+def _cgroup_room() -> int | float:
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text(encoding="ascii").strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text(encoding="ascii"))
+        return math.inf if limit == "max" else max(0, int(limit) - used)
+    except (OSError, ValueError):
+        return math.inf
+
+
+def _address_space_room() -> int | float:
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return math.inf
+        with open("/proc/self/status", encoding="ascii") as status:
+            size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+        return max(0, soft - size)
+    except (ImportError, OSError, ValueError, StopIteration):
+        return math.inf
 
 
 def require_memory(needed: int, what: str, hint: str, span: Span | None = None) -> None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import os
+import resource
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -216,3 +219,12 @@ def test_onnx_model_with_inf_initializers_is_named(tmp_path, capfd):
     code, err = cli(capfd, run_main, tmp_path / "m.onnx", "--device", "cpu")
     assert code == 0
     assert f"{tmp_path / 'm.onnx'}: warning: {len(weights)} tensor(s) hold NaN or Inf values" in err
+
+
+def test_an_address_space_ulimit_lowers_the_available_memory():
+    """Under `ulimit -v` the process dies long before the machine runs out."""
+    limit = 4 << 30
+    code = "from i2dl_dsl import reading; print(reading.available_memory())"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert 0 < int(shown.stdout) < limit
