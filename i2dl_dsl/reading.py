@@ -114,12 +114,16 @@ def regular_file(path: str | Path, label: str) -> os.stat_result:
     """The stat of `path` if it is a regular file (links followed); anything
     else, which could block or never end, is a UserError naming its kind."""
     info = _stat(Path(path), label)
+    _require_regular(info, label)
+    return info
+
+
+def _require_regular(info: os.stat_result, label: str) -> None:
     for test, kind in _KINDS:
         if test(info.st_mode):
             raise UserError(f"{label} is {kind}, not a regular file")
     if not stat.S_ISREG(info.st_mode):
         raise UserError(f"{label} is not a regular file")
-    return info
 
 
 def open_regular(path: Path, label: str) -> BinaryIO:
@@ -128,9 +132,11 @@ def open_regular(path: Path, label: str) -> BinaryIO:
     waiting for a writer, and the type is checked again on what was opened."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     f = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+    try:
+        _require_regular(os.fstat(f.fileno()), label)
+    except UserError:
         f.close()
-        raise UserError(f"{label} is not a regular file")
+        raise
     return f
 
 
@@ -144,7 +150,7 @@ def read_source_bytes(path: str | Path) -> bytes:
     info = _stat(p, label)
     if stat.S_ISDIR(info.st_mode):
         raise UserError(f"{label} is a directory, not a .net file")
-    regular_file(p, label)
+    _require_regular(info, label)
     if p.suffix != SOURCE_SUFFIX:
         raise UserError(f"{label} is not a .net file", "models and the files they `use` end in .net")
     with open_regular(p, label) as f:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from i2dl_dsl.lowering.weights import read_weights
 
 TINY = "network Tiny {\n    input x[3]\n    fc(2)\n}\n"
 TERA = (10**6, 10**6)  # 10¹² floats: 3.6 TiB
+SECONDS = 30  # each case takes about one; the rest is room for a loaded machine
 
 
 def tiny(folder: Path, text: str = TINY, name: str = "tiny.net") -> Path:
@@ -43,9 +45,23 @@ def cli(capfd, main, *args) -> tuple[int, str]:
     start = time.monotonic()
     code = main([str(a) for a in args])
     err = capfd.readouterr().err
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < SECONDS
     assert "Traceback" not in err and "internal error" not in err
     return code, err
+
+
+@pytest.fixture
+def deadline():
+    """Fail, rather than hang, a test whose command blocks (a FIFO opened for
+    reading waits for a writer for ever; /dev/zero never ends)."""
+    def expire(signum, frame):
+        raise TimeoutError(f"blocked for {SECONDS} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(SECONDS)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 def claimed(shape: tuple[int, ...]) -> bytes:
@@ -121,7 +137,7 @@ def test_use_of_a_file_that_is_not_net_does_not_quote_it(tmp_path, capfd, monkey
     assert "do-not-print-me" not in err
 
 
-def test_use_of_a_device_is_refused_by_kind(tmp_path, capfd):
+def test_use_of_a_device_is_refused_by_kind(tmp_path, capfd, deadline):
     code, err = cli(capfd, compile_main, tiny(tmp_path, 'use "/dev/zero"\n' + TINY))
     assert code == 2 and "'/dev/zero' is a device, not a regular file" in err
 
@@ -134,7 +150,7 @@ def test_source_past_the_size_limit(tmp_path, capfd, monkeypatch):
 
 
 @pytest.mark.parametrize("where", ["main", "use", "run"])
-def test_fifo_is_refused_without_blocking(tmp_path, capfd, where):
+def test_fifo_is_refused_without_blocking(tmp_path, capfd, where, deadline):
     fifo = tmp_path / ("pipe.onnx" if where == "run" else "pipe.net")
     os.mkfifo(fifo)
     if where == "use":
@@ -228,3 +244,13 @@ def test_an_address_space_ulimit_lowers_the_available_memory():
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
     assert 0 < int(shown.stdout) < limit
+
+
+def test_nonfinite_weights_are_named_before_training(tmp_path, capfd):
+    net = tiny(tmp_path)
+    arrays = {n: np.full(s, np.inf, np.float32) for n, s in parameter_shapes(check(net)).items()}
+    path = npz(tmp_path / "w.npz", arrays)
+    data = npz(tmp_path / "d.npz", {"x": np.ones((8, 3), np.float32), "y": np.arange(8) % 2})
+    _, err = cli(capfd, train_main, net, "--weights", path, "--data", data, "--out", tmp_path / "run", "--quiet",
+                 "--epochs", "1", "--device", "cpu")
+    assert f"{path}: warning: {len(arrays)} tensor(s) hold NaN or Inf values" in err
