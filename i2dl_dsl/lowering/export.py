@@ -74,8 +74,8 @@ def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict
     only some parameters (the rest are initialised)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise UserError(f"opset {opset} is not supported; choose {MIN_OPSET} to {MAX_OPSET}")
-    require_memory(export_bytes(net), f"exporting network {net.name}",
-                   f"use smaller layers, or check the sizes: i2dl-compile {net.path} --summary", Span.unreadable(net.path))
+    hint = f"use smaller layers, or check the sizes: i2dl-compile {net.path} --summary"
+    require_memory(export_bytes(net), f"exporting network {net.name}", hint, Span.unreadable(net.path))
     given = match_weights(weights, parameter_shapes(net), weights_source, strict) if weights is not None else {}
     scheme = initializer(net.graph, init, seed)
 
