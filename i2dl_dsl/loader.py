@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def load(path: str | Path) -> Program:
 
 def _load_module(path: Path, from_span: Span | None, stack: list[Path], modules: dict[Path, ast.Module],
                  diags: Diagnostics, written: str | None = None) -> ast.Module | None:
-    key = path.resolve()
+    key = _identity(path)
     if key in stack:
         cycle = " -> ".join(p.name for p in stack[stack.index(key):] + [key])
         diags.error(f"`use` cycle: {cycle}", from_span, "move the shared blocks into a file that neither imports")
@@ -56,6 +57,15 @@ def _load_module(path: Path, from_span: Span | None, stack: list[Path], modules:
         target = (path.parent / use.path)
         _load_module(target, use.span, stack + [key], modules, diags, use.path)
     return module
+
+
+def _identity(path: Path) -> Path:
+    """The file's real path, the same however it is reached; a symbolic-link
+    loop has none (its reading reports the loop)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # Python before 3.13 raises RuntimeError on a loop
+        return Path(os.path.abspath(path))
 
 
 def _imported_here(diagnostic: Diagnostic, from_span: Span | None) -> Diagnostic:

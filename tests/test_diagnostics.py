@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import i2dl_dsl.cli.compile as compile_cli
+from i2dl_dsl import reading
 from i2dl_dsl.cli.compile import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,10 +126,10 @@ def test_read_failure_is_a_user_error(tmp_path: Path, capsys, monkeypatch) -> No
     monkeypatch.chdir(tmp_path)
     (tmp_path / "locked.net").write_text("network N {\n    input x[3]\n}\n")
 
-    def refuse(self):
+    def refuse(self, label):
         raise PermissionError(13, "Permission denied", str(self))
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(reading, "open_regular", refuse)
     assert _run(["locked.net"], capsys) == (2, "locked.net: error: cannot read 'locked.net': Permission denied\n")
 
 

@@ -24,6 +24,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer ≥ 0 (a seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
 def print_warnings(diagnostics) -> None:
     for warning in diagnostics:
         print(render(warning), file=sys.stderr)
@@ -70,6 +81,14 @@ def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str]
             traceback.print_exc()
         print(render(Diagnostic("error", str(exc))), file=sys.stderr)
         return EXIT_INTERNAL
+    except MemoryError as exc:  # what the size estimates let through: the input is too large for this machine
+        if debug:
+            traceback.print_exc()
+        detail = f": {exc}" if str(exc) else ""
+        print(render(Diagnostic("error", f"out of memory{detail}",
+                                hints=("the sizes are too large for this machine: check them with --summary",))),
+              file=sys.stderr)
+        return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -12,6 +12,7 @@ from ..lowering.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from ..lowering.initial_values import SCHEMES
 from ..render import LEVELS, RANKDIRS
 from .common import EXIT_OK, network_params, positive_int, print_warnings, run_command
+from .common import non_negative_int
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,7 +27,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset ({MIN_OPSET} to {MAX_OPSET}, default {DEFAULT_OPSET})")
     g.add_argument("--weights", help="initial weights by parameter name: .npz or .onnx")
-    g.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
+    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights")
     g.add_argument("--init", choices=SCHEMES, default=SCHEMES[0],
                    help="initial weights: He N(0, 2/n), Xavier N(0, 1/n) or N(0, 0.01²)")
     p.add_argument("--graph", metavar="PATH", help="draw the network to PATH (.svg, .png, .pdf or .dot)")
@@ -66,10 +67,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _export(net, args) -> None:
-    from ..lowering.export import save_model, to_onnx
-    from ..lowering.weights import read_weights
+    from ..lowering.export import parameter_shapes, save_model, to_onnx
+    from ..lowering.weights import nonfinite_warning, read_weights
 
-    weights = read_weights(args.weights) if args.weights else None
+    weights = read_weights(args.weights, parameter_shapes(net)) if args.weights else None
+    print_warnings(nonfinite_warning(weights, parameter_shapes(net), args.weights) if weights else [])
     model = to_onnx(net, opset=args.opset, weights=weights, seed=args.seed, init=args.init,
                     weights_source=args.weights or "")
     save_model(model, args.onnx)

@@ -10,8 +10,9 @@ from typing import Sequence
 
 from ..diagnostics import UserError
 from ..files import write_for_user
+from ..reading import read_npy, regular_file
 from ..runtime import DEVICES
-from .common import EXIT_OK, positive_int, run_command
+from .common import EXIT_OK, non_negative_int, positive_int, print_warnings, run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,29 +25,48 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", action="store_true", help="report latency percentiles and throughput")
     p.add_argument("--threads", type=positive_int, help="onnxruntime intra-op threads (default: all cores)")
     p.add_argument("--weights", help="for a .net model: weights (.npz or .onnx) by parameter name")
-    p.add_argument("--seed", type=int, default=0, help="for a .net model without weights: init seed")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="for a .net model without weights: init seed")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
 def load_model(path: str, weights: str | None, seed: int) -> bytes | str:
-    """A path onnxruntime can read, or the bytes of a freshly compiled .net."""
-    if not Path(path).exists():
-        raise UserError(f"model '{path}' does not exist")
+    """A path onnxruntime can read, or the bytes of a freshly compiled .net.
+    Weights that hold NaN or Inf are named in a warning."""
+    from ..lowering.weights import nonfinite_warning, read_weights
+
+    try:
+        regular_file(path, f"model '{path}'")
+    except FileNotFoundError:
+        raise UserError(f"model '{path}' does not exist") from None
     if path.endswith(".net"):
         from ..checker import check
-        from ..lowering.export import PROTOBUF_LIMIT, to_onnx
-        from ..lowering.weights import read_weights
+        from ..lowering.export import PROTOBUF_LIMIT, parameter_shapes, to_onnx
 
         net = check(path)
-        given = read_weights(weights) if weights else None
+        expected = parameter_shapes(net)
+        given = read_weights(weights, expected) if weights else None
+        print_warnings(nonfinite_warning(given, expected, weights) if given else [])
         model = to_onnx(net, weights=given, seed=seed, weights_source=weights or "")
         if sum(t.ByteSize() for t in model.graph.initializer) > PROTOBUF_LIMIT:
             return _save_beside_data(model, Path(path).stem)
         return model.SerializeToString()
     if weights:
         raise UserError("--weights applies to .net models; an .onnx model carries its own")
+    _warn_nonfinite(path)
     return path
+
+
+def _warn_nonfinite(path: str) -> None:
+    """Name the initializers of an .onnx model that hold NaN or Inf; a model
+    that cannot be read is left to onnxruntime, whose message says why."""
+    from ..lowering.weights import nonfinite_warning, read_weights
+
+    try:
+        initializers = read_weights(path) if path.endswith(".onnx") else {}
+    except UserError:
+        return
+    print_warnings(nonfinite_warning(initializers, None, path))
 
 
 def _save_beside_data(model, stem: str) -> str:
@@ -83,13 +103,9 @@ def prepare_input(session, path: str | None, batch: int):
             raise UserError(f"the model's input {shown} has symbolic sizes; give one with --input")
         return name, np.random.default_rng(0).standard_normal([batch, *sample]).astype(np.float32)
     try:
-        x = np.load(path, allow_pickle=False)
+        x = read_npy(path, f"input '{path}'")
     except FileNotFoundError:
         raise UserError(f"input '{path}' does not exist") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"cannot read input '{path}' as .npy: {exc}", "save it with numpy.save(path, array)") from None
-    if not isinstance(x, np.ndarray):
-        raise UserError(f"input '{path}' is an archive of several arrays; the model expects one float32 {shown}")
     if x.dtype != np.float32:
         raise UserError(f"input '{path}' is {x.dtype}; the model expects float32 {shown}",
                         "convert it with x.astype(numpy.float32)")

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from ..diagnostics import Diagnostics, UserError, did_you_mean
 from ..lowering.export import parameter_shapes
-from ..lowering.weights import match_weights, read_weights
+from ..lowering.weights import match_weights, nonfinite_warning, read_weights
 from ..names import scopes, within_any
 from ..runtime import DEVICES
 from ..syntax.parser import parse_text
@@ -22,6 +22,7 @@ from ..train.run import Settings, train_network
 from ..train.search import STRATEGIES, run_search
 from ..trainspec import check_train
 from .common import EXIT_OK, check_model, network_params, positive_int, run_command
+from .common import non_negative_int, print_warnings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=OPTIMIZERS.names(), help=OPTIMIZERS.help())
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--loss", choices=LOSSES.names(), help=LOSSES.help())
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=non_negative_int)
     p.add_argument("--device", choices=DEVICES, default=DEVICES[0])
     p.add_argument("--out", help="run directory (default runs/<model name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -66,7 +67,8 @@ def _main(argv: Sequence[str] | None) -> int:
     _check_layer_names(net, settings)
     _check_augment(net, settings)
     out = Path(args.out or Path("runs") / Path(args.model).stem)
-    weights = read_weights(args.weights) if args.weights else None
+    weights = read_weights(args.weights, parameter_shapes(net)) if args.weights else None
+    print_warnings(nonfinite_warning(weights, parameter_shapes(net), args.weights) if weights else [])
     if weights is not None:
         _report_transfer(net, settings, weights, args.weights)
     if _experiment(args, net, settings, out, weights):

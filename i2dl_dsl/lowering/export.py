@@ -7,6 +7,7 @@ order, names each layer's output tensor after the layer, declares its shape
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -15,10 +16,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..checker import CheckedNetwork
-from ..diagnostics import UserError
+from ..diagnostics import Span, UserError
 from ..elaborate import layer_node
 from ..files import temporary_beside
-from .builder import BATCH, LoweringGraph, LayerBuilder
+from ..reading import require_memory
+from .builder import BATCH, LayerBuilder, LoweringGraph
 from .graph import rename
 from .initial_values import initializer
 from .weights import match_weights
@@ -26,6 +28,15 @@ from .weights import match_weights
 DEFAULT_OPSET = 21
 MIN_OPSET, MAX_OPSET = 18, 22  # Split(num_outputs) needs 18; onnxruntime 1.31 runs up to 22 fully
 PROTOBUF_LIMIT = 2**31 - 2**26  # stay clear of protobuf's 2 GiB cap, headers included
+
+# The peak memory of an export, measured as the growth of ru_maxrss across
+# to_onnx and save_model: an fc layer of 80 M parameters (320 MB as float32)
+# peaked at 4.0 times its float32 bytes (initial values are drawn in float64,
+# then held as float32 and again as the TensorProto's data); 3,000 and 6,000
+# fc -> relu blocks (6,000 and 12,000 layers of a few parameters) took
+# 10.7 to 11.2 KiB per layer (nodes, value infos, names, shape inference).
+EXPORT_COPIES = 4
+EXPORT_LAYER_BYTES = 16 << 10  # the measured 11 KiB, with room for layers that lower to several nodes
 
 
 def parameter_shapes(net: CheckedNetwork) -> dict[str, tuple[int, ...]]:
@@ -36,6 +47,13 @@ def parameter_shapes(net: CheckedNetwork) -> dict[str, tuple[int, ...]]:
         for suffix, shape in {**a.params.get(layer, {}), **a.buffers.get(layer, {})}.items():
             shapes[f"{layer}.{suffix}"] = tuple(shape)
     return shapes
+
+
+def export_bytes(net: CheckedNetwork) -> int:
+    """The estimated peak memory of lowering and writing `net`, known before
+    anything is allocated: see EXPORT_COPIES and EXPORT_LAYER_BYTES."""
+    values = sum(math.prod(shape) for shape in parameter_shapes(net).values())
+    return values * np.dtype(np.float32).itemsize * EXPORT_COPIES + len(net.analysis.order) * EXPORT_LAYER_BYTES
 
 
 def to_onnx(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, np.ndarray] | None = None,
@@ -56,6 +74,8 @@ def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict
     only some parameters (the rest are initialised)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise UserError(f"opset {opset} is not supported; choose {MIN_OPSET} to {MAX_OPSET}")
+    hint = f"use smaller layers, or check the sizes: i2dl-compile {net.path} --summary"
+    require_memory(export_bytes(net), f"exporting network {net.name}", hint, Span.unreadable(net.path))
     given = match_weights(weights, parameter_shapes(net), weights_source, strict) if weights is not None else {}
     scheme = initializer(net.graph, init, seed)
 

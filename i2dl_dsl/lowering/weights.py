@@ -3,44 +3,104 @@ matched against what a network expects, every mismatch named."""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
+from typing import Iterable, Mapping
 
 import numpy as np
 
-from ..diagnostics import UserError
+from ..diagnostics import Diagnostic, Span, UserError
+from ..reading import ArrayHeader, npz_arrays, npz_headers, open_npz, regular_file, require_memory
 
 
-def read_weights(path: str | Path) -> dict[str, np.ndarray]:
-    """Parameter name → array from an `.npz` or the initializers of an `.onnx`."""
+def read_weights(path: str | Path, expected: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
+    """Parameter name → array from an `.npz` or the initializers of an `.onnx`.
+
+    With `expected` (name → shape), only the entries of those names and
+    shapes are unpacked; the others stand as zero-stride arrays of their
+    declared shape (ArrayHeader.stand_in), enough to name them in a report.
+    What is unpacked must fit in the available memory (reading.py).
+    """
     p = Path(path)
-    if not p.is_file():
+    if not p.exists() and not p.is_symlink():
         raise UserError(f"weights file '{p}' does not exist")
     if p.suffix == ".npz":
-        return _read_npz(p)
+        return _read_npz(p, expected)
     if p.suffix == ".onnx":
-        return _read_onnx(p)
+        return _read_onnx(p, expected)
     raise UserError(f"weights file '{p}' is neither .npz nor .onnx", "save weights with numpy.savez(path, **arrays)")
 
 
-def _read_npz(p: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(p, allow_pickle=False) as data:
-            return {name: np.asarray(data[name]) for name in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise UserError(f"cannot read weights '{p}': {exc}",
-                        "an .npz written with numpy.savez holding plain arrays (no object arrays)") from None
+def _wanted(headers: Mapping[str, ArrayHeader], expected: Mapping[str, tuple[int, ...]] | None) -> list[str]:
+    """The entries worth unpacking: every one, or those the network expects with the shape it expects."""
+    return [n for n, h in headers.items() if expected is None or (n in expected and tuple(expected[n]) == h.shape)]
 
 
-def _read_onnx(p: Path) -> dict[str, np.ndarray]:
+def _read_npz(p: Path, expected: Mapping[str, tuple[int, ...]] | None) -> dict[str, np.ndarray]:
+    label = f"weights '{p}'"
+    with open_npz(p, label) as archive:
+        headers = npz_headers(archive, label)
+        arrays = npz_arrays(archive, headers, _wanted(headers, expected), label)
+    return {name: arrays[name] if name in arrays else header.stand_in() for name, header in headers.items()}
+
+
+def _read_onnx(p: Path, expected: Mapping[str, tuple[int, ...]] | None) -> dict[str, np.ndarray]:
     import onnx
-    from onnx import numpy_helper
 
+    label = f"weights '{p}'"
+    info = regular_file(p, label)
+    require_memory(info.st_size, f"reading {label}", "an .onnx model larger than the free memory is never read")
     try:
-        model = onnx.load(str(p))
+        model = onnx.load(str(p), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds
         raise UserError(f"cannot read '{p}' as ONNX: {exc}") from None
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer if "/" not in t.name}
+    tensors = {t.name: t for t in model.graph.initializer if "/" not in t.name}
+    headers = {name: _declared(t, label) for name, t in tensors.items()}
+    wanted = _wanted(headers, expected)
+    require_memory(sum(headers[n].nbytes for n in wanted), f"reading {label}",
+                   "check the initializers' shapes; tensors larger than the free memory are never read")
+    arrays = {n: _onnx_array(tensors[n], p.parent, label) for n in wanted}
+    return {name: arrays[name] if name in arrays else header.stand_in() for name, header in headers.items()}
+
+
+def _declared(tensor, label: str) -> ArrayHeader:
+    """An initializer's declared shape and type, its data not looked at."""
+    from onnx import helper
+
+    try:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{label}: initializer '{tensor.name}' has an unknown data type ({tensor.data_type})") from None
+    if any(d < 0 for d in tensor.dims):
+        raise UserError(f"{label}: initializer '{tensor.name}' declares a negative size {list(tensor.dims)}")
+    return ArrayHeader(tuple(int(d) for d in tensor.dims), dtype)
+
+
+def _onnx_array(tensor, folder: Path, label: str) -> np.ndarray:
+    from onnx import external_data_helper, numpy_helper
+
+    try:
+        if external_data_helper.uses_external_data(tensor):
+            external_data_helper.load_external_data_for_tensor(tensor, str(folder))
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # noqa: BLE001 - onnx raises several kinds for data that does not fit its dims
+        raise UserError(f"cannot read {label}, initializer '{tensor.name}': {exc}") from None
+
+
+def nonfinite_warning(weights: Mapping[str, np.ndarray], expected: Iterable[str] | None, source: str,
+                      shown: int = 5) -> list[Diagnostic]:
+    """A warning naming the unpacked tensors (of `expected`, or all) that
+    hold NaN or Inf: a network fed them outputs NaN."""
+    names = [n for n in (weights if expected is None else expected) if n in weights]
+    broken = [n for n in names if _is_number(weights[n]) and not np.isfinite(weights[n]).all()]
+    if not broken:
+        return []
+    more = f" and {len(broken) - shown} more" if len(broken) > shown else ""
+    return [Diagnostic("warning", f"{len(broken)} tensor(s) hold NaN or Inf values: {', '.join(broken[:shown])}{more}",
+                       Span.unreadable(source), ("the outputs will be NaN; check how these weights were saved",))]
+
+
+def _is_number(array: np.ndarray) -> bool:
+    return np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
 
 
 def match_weights(given: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], source: str,

@@ -15,7 +15,8 @@ import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput
 
-from ..diagnostics import SOURCES, CompileError, Diagnostic, Span
+from ..diagnostics import SOURCES, CompileError, Diagnostic, Span, UserError
+from ..reading import read_source_bytes
 from . import ast
 
 GRAMMAR = Path(__file__).resolve().parents[1] / "grammars" / "net.lark"
@@ -102,9 +103,9 @@ def read_source(path: str | Path, from_span: Span | None = None, written: str | 
         return CompileError([Diagnostic("error", message, span, tuple(h for h in hints if h))])
 
     try:
-        if p.is_dir():
-            raise fail(f"'{shown}' is a directory, not a .net file", outside)
-        data = p.read_bytes()
+        data = read_source_bytes(p)
+    except UserError as exc:
+        raise fail(exc.message, outside, *exc.hints) from None
     except FileNotFoundError:
         raise fail(f"file '{shown}' does not exist", outside, _nearby_hint(p, written or shown)) from None
     except OSError as exc:

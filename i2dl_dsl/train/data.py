@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..diagnostics import UserError
+from ..reading import npz_arrays, npz_headers, open_npz
 from . import synthetic
 from .dataset import DIGITS, Dataset, fit_input
 
@@ -31,25 +32,30 @@ def load(source: str, input_shape: tuple[int, ...]) -> Dataset:
     if path.suffix != ".npz":
         raise UserError(f"--data takes 'digits' or an .npz file, got '{source}'",
                         "or a generated set: linear:F, adding:T, digits:K")
-    if not path.is_file():
-        raise UserError(f"data file '{source}' does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("x", "y") if k not in data.files]
-            if missing:
-                raise UserError(f"data file '{source}' has no array {' or '.join(repr(m) for m in missing)}",
-                                f"it holds {', '.join(data.files) or 'nothing'}; save with numpy.savez(path, x=..., y=...)")
-            x, y = np.asarray(data["x"]), np.asarray(data["y"])
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):  # numpy refuses object arrays: loading them runs pickled code
-            raise UserError(f"data file '{source}' holds pickled Python objects, which are never loaded",
-                            "save plain numeric arrays: numpy.savez(path, x=x.astype('float32'), y=y)") from None
-        raise UserError(f"cannot read data file '{source}': {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise UserError(f"cannot read data file '{source}': {exc}") from None
+    x, y = _read_xy(path, source)
     _check_arrays(x, y, source)
     labels = y.astype(np.int64) if np.issubdtype(y.dtype, np.integer) else y.astype(np.float32)
     return Dataset(fit_input(x.astype(np.float32), input_shape, source), labels, path.stem)
+
+
+def _read_xy(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays x and y of the .npz, their headers checked first; other entries are not unpacked."""
+    label = f"data file '{source}'"
+    try:
+        with open_npz(path, label) as archive:
+            return _x_and_y(archive, label)
+    except FileNotFoundError:
+        raise UserError(f"{label} does not exist") from None
+
+
+def _x_and_y(archive: zipfile.ZipFile, label: str) -> tuple[np.ndarray, np.ndarray]:
+    headers = npz_headers(archive, label)
+    missing = [k for k in ("x", "y") if k not in headers]
+    if missing:
+        raise UserError(f"{label} has no array {' or '.join(repr(m) for m in missing)}",
+                        f"it holds {', '.join(headers) or 'nothing'}; save with numpy.savez(path, x=..., y=...)")
+    arrays = npz_arrays(archive, headers, ("x", "y"), label)
+    return arrays["x"], arrays["y"]
 
 
 def _check_arrays(x: np.ndarray, y: np.ndarray, source: str) -> None:
