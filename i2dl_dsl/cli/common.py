@@ -7,6 +7,7 @@ import sys
 import traceback
 from typing import Callable, Sequence
 
+from .. import zoo
 from ..diagnostics import CompileError, Diagnostic, UserError, render, render_all
 from ..runtime import RunFailed
 
@@ -22,6 +23,19 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def add_version(p: argparse.ArgumentParser) -> None:
+    """`--version`: prints e.g. `i2dl-compile 0.1.0` and exits."""
+    from .. import __version__
+
+    p.add_argument("--version", action="version", version=f"{p.prog} {__version__}")
+
+
+def resolve_model(args: argparse.Namespace, command: str) -> None:
+    """`args.model` as the file it names: a path that exists, else a zoo
+    model's bare name (`resnet18`); a missing file named like a zoo model says so."""
+    args.model = zoo.resolve_model(args.model, command)
 
 
 def print_warnings(diagnostics) -> None:
