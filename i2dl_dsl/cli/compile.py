@@ -13,7 +13,7 @@ from ..lowering.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from ..lowering.initial_values import SCHEMES
 from ..render import LEVELS, RANKDIRS
 from .. import zoo
-from .common import EXIT_OK, add_version, check_model, positive_int, resolve_model, run_command
+from .common import EXIT_OK, add_version, network_params, positive_int, print_warnings, resolve_model, run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,7 +53,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.model is None:
         p.error("the following arguments are required: model (or --list-models)")
     resolve_model(args, p.prog)
-    net = check_model(args)
+    net = check(args.model, params=network_params(args.param))
+    print_warnings(net.warnings)
     if args.onnx:
         _export(net, args)
     if args.summary:
