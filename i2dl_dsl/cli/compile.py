@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
+from .. import zoo
 from ..checker import check
 from ..diagnostics import CompileError, UserError
 from ..lowering.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from ..lowering.initial_values import SCHEMES
 from ..render import LEVELS, RANKDIRS
-from .. import zoo
 from .common import EXIT_OK, add_version, network_params, positive_int, print_warnings, resolve_model, run_command
 
 
@@ -81,14 +82,15 @@ def _zoo_table() -> str:
     models = zoo.zoo_models()
     if not models:
         return "no zoo models found"
+    counts = [_params(m.path) for m in models]
     width = max(len(m.name) for m in models)
-    rows = [f"{'name':<{width}}  {'params':>12}  description"]
-    for m in models:
-        rows.append(f"{m.name:<{width}}  {_params(m.path):>12}  {m.description}")
+    digits = max(len("params"), *map(len, counts))
+    rows = [f"{'name':<{width}}  {'params':>{digits}}  description"]
+    rows += [f"{m.name:<{width}}  {count:>{digits}}  {m.description}" for m, count in zip(models, counts)]
     return "\n".join(rows)
 
 
-def _params(path) -> str:
+def _params(path: Path) -> str:
     """The model's parameter count; '?' for one that does not check (the
     listing goes on; compiling it names the mistake)."""
     try:
