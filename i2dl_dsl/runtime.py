@@ -89,9 +89,53 @@ def _where(source: str | bytes | None, message: str) -> str:
     return f" in node '{name}'" + (f" ({doc})" if doc else "")
 
 
-def _ort():
-    import onnxruntime as ort
+# Builds of onnxruntime that all install the one module `onnxruntime`: two of
+# them side by side overwrite each other's files, and removing either leaves
+# a module without its native part.
+_ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")
 
+
+def _installed_ort() -> list[str]:
+    """The onnxruntime builds pip has installed."""
+    from importlib import metadata
+
+    installed = []
+    for name in _ORT_DISTRIBUTIONS:
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        installed.append(name)
+    return installed
+
+
+def _ort_clash(ort: Any | None) -> UserError | None:
+    """Why the module `ort` (None: it did not import) cannot be used: two
+    onnxruntime builds installed together, one whose module is broken, or
+    none; None when all is well."""
+    installed = _installed_ort()
+    if len(installed) < 2 and ort is not None and hasattr(ort, "set_default_logger_severity"):
+        return None
+    pip = f"{sys.executable} -m pip"
+    reinstall = f"{pip} install onnxruntime-gpu"
+    if not installed:
+        return UserError("onnxruntime is not installed", f"run: {reinstall}")
+    remedy = f"run: {pip} uninstall -y {' '.join(_ORT_DISTRIBUTIONS)} && {reinstall}"
+    if len(installed) > 1:
+        return UserError(f"{' and '.join(installed)} are both installed; they share the module 'onnxruntime' "
+                         "and break each other", remedy)
+    return UserError(f"the module 'onnxruntime' of {installed[0]} is broken (its native part is missing, "
+                     "as after removing one of two onnxruntime builds)", remedy)
+
+
+def _ort():
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        ort = None
+    clash = _ort_clash(ort)
+    if clash is not None:
+        raise clash
     # Errors only. A provider that fails to load still logs an error line of
     # its own: `_quiet_stderr` holds it back and the caller gets its reason.
     ort.set_default_logger_severity(3)

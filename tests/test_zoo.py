@@ -8,14 +8,22 @@ Golden files pin the `--summary` output; UPDATE_GOLDEN=1 rewrites them.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import shutil
+import subprocess
+import sys
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
+from i2dl_dsl import zoo
 from i2dl_dsl.cli.compile import main as compile_main
+from i2dl_dsl.cli.run import main as run_main
+from i2dl_dsl.cli.train import main as train_main
 from i2dl_dsl.checker import CheckedNetwork, check
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,3 +189,105 @@ def test_summary_matches_golden_file(golden, capsys, monkeypatch):
     if golden.endswith(".json"):
         model = Path(GOLDEN_CASES[golden][0]).stem
         assert json.loads(output)["totals"]["params"] == compiled(model).analysis.total_params
+
+
+# ----------------------------------------------------------------- the zoo by name, and in the wheel
+
+def test_every_zoo_file_is_listed_with_its_first_comment_line():
+    listed = {m.name: m for m in zoo.zoo_models()}
+    assert set(listed) == {p.stem for p in MODELS.glob("*.net")}
+    first = (MODELS / "resnet18.net").read_text(encoding="utf-8").splitlines()[0]
+    assert listed["resnet18"].description == first.lstrip("# ")
+
+
+def test_list_models_prints_names_descriptions_and_parameters(capsys):
+    assert compile_main(["--list-models"]) == 0
+    out = capsys.readouterr().out
+    for model in zoo.zoo_models():
+        line = next(line for line in out.splitlines() if line.split()[0] == model.name)
+        assert f"{compiled(model.name).analysis.total_params:,}" in line.split()
+        assert line.endswith(model.description)
+
+
+def test_a_bare_zoo_name_compiles_from_any_directory(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert compile_main(["resnet18", "--summary"]) == 0
+    assert f"{TORCHVISION_PARAMS['resnet18']:,}" in capsys.readouterr().out
+
+
+def test_a_path_that_exists_wins_over_the_zoo(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    Path("resnet18").write_text("network Tiny {\n    input x[3]\n    fc(2)\n}\n", encoding="utf-8")
+    assert compile_main(["resnet18"]) == 0
+    assert "network Tiny" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("given", ["resnet18.net", "elsewhere/resnet18.net"])
+def test_a_missing_file_named_like_a_zoo_model_names_it(given, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert compile_main([given]) == 2
+    err = capsys.readouterr().err
+    assert f"file '{given}' does not exist" in err
+    assert "did you mean the zoo model 'resnet18'? run i2dl-compile resnet18" in err
+
+
+def test_an_unknown_bare_name_suggests_the_nearest_zoo_model(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert compile_main(["resnet19"]) == 2
+    err = capsys.readouterr().err
+    assert "'resnet19' is neither a file nor a zoo model" in err and "'resnet18'" in err
+    assert "--list-models" in err
+
+
+def test_run_and_train_take_a_zoo_name(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_main(["lenet5", "--device", "cpu", "--output", "y.npy"]) == 0
+    assert Path("y.npy").exists()
+    assert train_main(["linear_regression", "--out", "run", "--device", "cpu", "--quiet", "--epochs", "1"]) == 0
+    assert Path("run", "model.onnx").exists()
+    assert train_main(["digits_cnn.net", "--quiet"]) == 2
+    assert "run i2dl-train digits_cnn" in capsys.readouterr().err
+
+
+def test_compile_without_a_model_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        compile_main([])
+    assert exit_.value.code == 2
+    assert "--list-models" in capsys.readouterr().err
+
+
+def test_pyproject_ships_every_zoo_file_as_package_data():
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert "i2dl_dsl.models" in config["packages"]
+    assert config["package-dir"]["i2dl_dsl.models"] == "models"
+    globs = config["package-data"]["i2dl_dsl.models"]
+    for path in MODELS.glob("*.net"):
+        assert any(fnmatch.fnmatch(path.name, g) for g in globs), path.name
+
+
+def _build_wheel(tmp_path: Path) -> Path:
+    """The wheel of a copy of the checkout (the build leaves build/ behind)."""
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "README.md"):
+        source.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("i2dl_dsl", "grammars", "models"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "wheel"), str(source)], check=True, capture_output=True, timeout=120)
+    return next((tmp_path / "wheel").glob("*.whl"))
+
+
+def test_the_wheel_carries_the_zoo_and_an_install_finds_it(tmp_path):
+    pytest.importorskip("setuptools", minversion="68")
+    wheel = _build_wheel(tmp_path)
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        z.extractall(tmp_path / "site")
+    assert {f"i2dl_dsl/models/{p.name}" for p in MODELS.glob("*.net")} <= names
+    # The installed package, imported from elsewhere, finds its own copy.
+    found = subprocess.run([sys.executable, "-c", "from i2dl_dsl import zoo; print(zoo.zoo_path('resnet18'))"],
+                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+                           capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    assert Path(found) == tmp_path / "site" / "i2dl_dsl" / "models" / "resnet18.net"

@@ -7,32 +7,41 @@ import sys
 import traceback
 from typing import Callable, Sequence
 
+from .. import zoo
 from ..diagnostics import CompileError, Diagnostic, UserError, render, render_all
 from ..runtime import RunFailed
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _integer(minimum: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer ≥ `minimum`, described as `what` in errors."""
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    return convert
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer ≥ 0 (a seed)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+positive_int = _integer(1, "a positive integer")
+non_negative_int = _integer(0, "a non-negative integer")  # seeds
+
+
+def add_version(p: argparse.ArgumentParser) -> None:
+    """`--version`: prints e.g. `i2dl-compile 0.1.0` and exits."""
+    from .. import __version__
+
+    p.add_argument("--version", action="version", version=f"{p.prog} {__version__}")
+
+
+def resolve_model(args: argparse.Namespace, command: str) -> None:
+    """`args.model` as the file it names: a path that exists, else a zoo
+    model's bare name (`resnet18`); a missing file named like a zoo model says so."""
+    args.model = zoo.resolve_model(args.model, command)
 
 
 def print_warnings(diagnostics) -> None:

@@ -5,19 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
+from .. import zoo
 from ..checker import check
+from ..diagnostics import CompileError, UserError
 from ..lowering.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from ..lowering.initial_values import SCHEMES
 from ..render import LEVELS, RANKDIRS
-from .common import EXIT_OK, network_params, positive_int, print_warnings, run_command
-from .common import non_negative_int
+from .common import (EXIT_OK, add_version, network_params, non_negative_int, positive_int, print_warnings,
+                     resolve_model, run_command)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="i2dl-compile", description="Check a .net architecture and report on it.")
-    p.add_argument("model", help="the .net file")
+    p.add_argument("model", nargs="?", help="the .net file, or a zoo model's name (see --list-models)")
+    p.add_argument("--list-models", action="store_true", help="list the zoo: names, descriptions, parameters")
     p.add_argument("--summary", action="store_true", help="print shapes, parameters, MACs and receptive fields")
     p.add_argument("--depth", type=positive_int, help="fold blocks below this many dotted name levels")
     p.add_argument("--format", choices=("table", "json"), default="table", help="summary format")
@@ -38,11 +42,19 @@ def parser() -> argparse.ArgumentParser:
                    help="draw the layers, or the exported ONNX op graph")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="set a parameter of `network Net(...)`")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_version(p)
     return p
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.list_models:
+        print(_zoo_table())
+        return EXIT_OK
+    if args.model is None:
+        p.error("the following arguments are required: model (or --list-models)")
+    resolve_model(args, p.prog)
     net = check(args.model, params=network_params(args.param))
     print_warnings(net.warnings)
     if args.onnx:
@@ -64,6 +76,28 @@ def _main(argv: Sequence[str] | None) -> int:
         written = draw(net, args.graph, args.graph_depth, args.rankdir, args.graph_level)
         print(f"wrote {written}", file=sys.stderr)
     return EXIT_OK
+
+
+def _zoo_table() -> str:
+    """The zoo, one model a line: name, parameters, first comment line."""
+    models = zoo.zoo_models()
+    if not models:
+        return "no zoo models found"
+    counts = [_params(m.path) for m in models]
+    width = max(len(m.name) for m in models)
+    digits = max(len("params"), *map(len, counts))
+    rows = [f"{'name':<{width}}  {'params':>{digits}}  description"]
+    rows += [f"{m.name:<{width}}  {count:>{digits}}  {m.description}" for m, count in zip(models, counts)]
+    return "\n".join(rows)
+
+
+def _params(path: Path) -> str:
+    """The model's parameter count; '?' for one that does not check (the
+    listing goes on; compiling it names the mistake)."""
+    try:
+        return f"{check(str(path)).analysis.total_params:,}"
+    except (CompileError, UserError):
+        return "?"
 
 
 def _export(net, args) -> None:

@@ -12,7 +12,7 @@ from ..diagnostics import UserError
 from ..files import write_for_user
 from ..reading import read_npy, regular_file
 from ..runtime import DEVICES
-from .common import EXIT_OK, non_negative_int, positive_int, print_warnings, run_command
+from .common import EXIT_OK, add_version, non_negative_int, positive_int, print_warnings, resolve_model, run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="for a .net model: weights (.npz or .onnx) by parameter name")
     p.add_argument("--seed", type=non_negative_int, default=0, help="for a .net model without weights: init seed")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_version(p)
     return p
 
 
@@ -149,6 +150,7 @@ def write_npy(path: str, array) -> None:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
+    resolve_model(args, "i2dl-run")
     from ..runtime import create_session
 
     model = load_model(args.model, args.weights, args.seed)

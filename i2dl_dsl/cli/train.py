@@ -21,13 +21,13 @@ from ..train.optimizers import OPTIMIZERS
 from ..train.run import Settings, train_network
 from ..train.search import STRATEGIES, run_search
 from ..trainspec import check_train
-from .common import EXIT_OK, check_model, network_params, positive_int, run_command
-from .common import non_negative_int, print_warnings
+from .common import (EXIT_OK, add_version, check_model, network_params, non_negative_int, positive_int,
+                     print_warnings, resolve_model, run_command)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="i2dl-train", description="Train a .net model with an ONNX training step.")
-    p.add_argument("model", help="the .net file")
+    p.add_argument("model", help="the .net file, or a zoo model's name (i2dl-compile --list-models)")
     p.add_argument("--data", help="digits (built in) or an .npz with arrays x and y")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch", type=positive_int)
@@ -54,11 +54,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=positive_int, default=8, help="configurations to try in a search (default 8)")
     p.add_argument("--strategy", choices=STRATEGIES, default=STRATEGIES[0], help="how a search picks configurations")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_version(p)
     return p
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
+    resolve_model(args, "i2dl-train")
     net = check_model(args)
 
     overrides = {"data": args.data, "epochs": args.epochs, "batch": args.batch, "optimizer": args.optimizer,
