@@ -123,27 +123,62 @@ class Diagnostics:
         return iter(self.items)
 
 
-def value_text(value: Any, quote_words: bool = False) -> str:
+# Messages quote what the user wrote; a quote is cut to about this many
+# characters (the middle elided), so a megabyte-long list argument gives a
+# message of a line or two, not of a megabyte.
+MAX_QUOTE = 200
+LIST_SHOWN = 8  # a long list in a message shows its first items, then its last
+
+
+def shorten(text: str, limit: int = MAX_QUOTE) -> str:
+    """`text`, or, when longer than `limit`, its start and end around an
+    `…` that says how much was left out."""
+    if len(text) <= limit:
+        return text
+    head, tail = text[: limit * 2 // 3], text[-(limit // 3):]
+    return f"{head} … ({len(text) - len(head) - len(tail):,} characters) … {tail}"
+
+
+def value_text(value: Any, quote_words: bool = False, short: bool = False) -> str:
     """A value as a .net file writes it: true, "text", [1, 2], 0.001, and a
     bare word (a str subclass: a symbol such as `same`) as it is. Messages
-    set `quote_words`, so that a bare word stands out: 'same'. A float is
+    set `quote_words`, so that a bare word stands out: 'same', and `short`,
+    so that a long list shows its first and last items and a long text is
+    cut (the result is then for reading, not for writing back). A float is
     written short where that reads back as the same number, else in full."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        text = value if not short else shorten(value)
         if type(value) is str:
-            return f'"{value}"'
-        return f"'{value}'" if quote_words else str(value)
+            return f'"{text}"'
+        return f"'{text}'" if quote_words else text
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(value_text(v, quote_words) for v in value) + "]"
+        return _list_text(value, quote_words, short)
     if isinstance(value, float):
-        short = f"{value:g}"
-        return short if not math.isfinite(value) or float(short) == value else repr(value)
+        short_form = f"{value:g}"
+        return short_form if not math.isfinite(value) or float(short_form) == value else repr(value)
     return str(value)
+
+
+def _list_text(value: list | tuple, quote_words: bool, short: bool) -> str:
+    if not short or len(value) <= LIST_SHOWN + 2:
+        return "[" + ", ".join(value_text(v, quote_words, short) for v in value) + "]"
+    shown = [value_text(v, quote_words, short) for v in (*value[:LIST_SHOWN], *value[-2:])]
+    left_out = len(value) - LIST_SHOWN - 2
+    middle = f"… {left_out:,} more …"
+    return shorten("[" + ", ".join([*shown[:LIST_SHOWN], middle, *shown[LIST_SHOWN:]]) + "]", 2 * MAX_QUOTE)
+
+
+# A word longer than this has no near miss worth suggesting (and comparing
+# it with every candidate would cost its length times theirs).
+MAX_SUGGESTED_WORD = 64
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A `hint:` text naming the closest candidate, or '' when none is close."""
+    if len(word) > MAX_SUGGESTED_WORD:
+        return ""
     matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else ""
 
@@ -196,6 +231,7 @@ class SourceCache:
 
 SOURCES = SourceCache()
 TAB = 4
+MAX_MESSAGE = 4 * MAX_QUOTE  # a message with a few quotes in it
 # A quoted line shows at most this many characters around the span, so a
 # diagnostic on a megabyte-long line stays a few lines of text.
 WINDOW = 120
@@ -206,10 +242,12 @@ def render(diagnostic: Diagnostic, sources: SourceCache = SOURCES) -> str:
     """Render one diagnostic (and its notes) as text, without a trailing newline."""
     span = diagnostic.span
     head = f"{span}: " if span else ""
-    out = [f"{head}{diagnostic.severity}: {diagnostic.message}"]
+    # A message or hint that quotes user text is cut here whatever built it;
+    # the passes cut the values they quote (value_text's `short`) too.
+    out = [f"{head}{diagnostic.severity}: {shorten(diagnostic.message, MAX_MESSAGE)}"]
     if span is not None and not span.empty:
         out.extend(_quote(span, sources))
-    out.extend(f"hint: {h}" for h in diagnostic.hints)
+    out.extend(f"hint: {shorten(h, MAX_MESSAGE)}" for h in diagnostic.hints)
     out.extend(render(note, sources) for note in diagnostic.notes)
     return "\n".join(out)
 
