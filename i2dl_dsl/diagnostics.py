@@ -244,17 +244,24 @@ def render(diagnostic: Diagnostic, sources: SourceCache = SOURCES) -> str:
     head = f"{span}: " if span else ""
     # A message or hint that quotes user text is cut here whatever built it;
     # the passes cut the values they quote (value_text's `short`) too.
-    out = [f"{head}{diagnostic.severity}: {shorten(diagnostic.message, MAX_MESSAGE)}"]
+    out = [f"{head}{diagnostic.severity}: {_text(diagnostic.message)}"]
     if span is not None and not span.empty:
         out.extend(_quote(span, sources))
-    out.extend(f"hint: {shorten(h, MAX_MESSAGE)}" for h in diagnostic.hints)
+    out.extend(f"hint: {_text(h)}" for h in diagnostic.hints)
     out.extend(render(note, sources) for note in diagnostic.notes)
     return "\n".join(out)
 
 
-def _printable(text: str) -> str:
+def _printable(text: str, keep: str = "\t") -> str:
     """Control characters would garble the terminal; each shows as one mark."""
-    return "".join(c if c == "\t" or c.isprintable() else "\ufffd" for c in text)
+    return "".join(c if c in keep or c.isprintable() else "\ufffd" for c in text)
+
+
+def _text(message: str) -> str:
+    """A message or hint as shown: cut to MAX_MESSAGE, and a control
+    character from quoted input (a carriage return) shown as a mark; its
+    own line breaks are kept."""
+    return _printable(shorten(message, MAX_MESSAGE), keep="\t\n")
 
 
 def _window(length: int, start: int, end: int) -> tuple[int, int]:
