@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
-from .diagnostics import Span, UserError, did_you_mean, value_text
+from .diagnostics import MAX_MESSAGE, Span, UserError, did_you_mean, shorten, value_text
 from .layers.base import REQUIRED, Args, Choice, P, Symbol
 from .syntax import ast
 
@@ -39,11 +39,12 @@ MAX_VALUE = 2**62  # larger numbers in arguments are surely typos
 def _number(value: Any, expr: ast.Expr, env: Env) -> int | float:
     if isinstance(value, Symbol):
         known = [name for name in env]
-        hint = did_you_mean(value, known) or (f"the names known here are {', '.join(known)}" if known else
+        hint = did_you_mean(value, known) or (shorten(f"the names known here are {', '.join(known)}") if known else
                                               "only block parameters can be used in arithmetic")
         raise UserError(f"unknown name '{value}' in arithmetic", hint, span=expr.span)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{value_text(value)} is not a number, so it cannot be used in arithmetic", span=expr.span)
+        raise UserError(f"{value_text(value, short=True)} is not a number, so it cannot be used in arithmetic",
+                        span=expr.span)
     return value
 
 
@@ -84,12 +85,12 @@ def _apply(expr: ast.BinOp, left: int | float, right: int | float) -> int | floa
 
 def as_written(message: str, value: Any) -> str:
     """A message ending in `got <Python repr>`, with the value as the .net
-    file writes it (`true`, `"a"`, `[3, "a"]`)."""
+    file writes it (`true`, `"a"`, `[3, "a"]`), a long one cut short."""
     python = repr(value)
     if isinstance(value, (bool, list)) or type(value) is str:
         if message.endswith(f"got {python}"):
-            return message[: -len(python)] + value_text(value)
-    return message
+            return message[: -len(python)] + value_text(value, short=True)
+    return shorten(message, MAX_MESSAGE)
 
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2}
@@ -122,15 +123,23 @@ def expr_text(expr: ast.Expr, env: Env | None = None) -> str:
 
 
 def _names(expr: ast.Expr) -> list[str]:
+    """The names an expression uses, each once, in the order they appear."""
+    found: dict[str, None] = {}
+    _collect_names(expr, found)
+    return list(found)
+
+
+def _collect_names(expr: ast.Expr, found: dict[str, None]) -> None:
     if isinstance(expr, ast.Name):
-        return [expr.id]
-    if isinstance(expr, ast.ListExpr):
-        return [n for item in expr.items for n in _names(item)]
-    if isinstance(expr, ast.Neg):
-        return _names(expr.operand)
-    if isinstance(expr, ast.BinOp):
-        return _names(expr.left) + [n for n in _names(expr.right) if n not in _names(expr.left)]
-    return []
+        found.setdefault(expr.id)
+    elif isinstance(expr, ast.ListExpr):
+        for item in expr.items:
+            _collect_names(item, found)
+    elif isinstance(expr, ast.Neg):
+        _collect_names(expr.operand, found)
+    elif isinstance(expr, ast.BinOp):
+        _collect_names(expr.left, found)
+        _collect_names(expr.right, found)
 
 
 def _origin(expr: ast.Expr, env: Env) -> str:
@@ -140,8 +149,9 @@ def _origin(expr: ast.Expr, env: Env) -> str:
         return ""
     if isinstance(expr, ast.Name):
         return f"the value of '{expr.id}'"
-    text = expr_text(expr)
-    return f"{text} with {', '.join(f'{n}={value_text(env[n])}' for n in names)}" if names else text
+    text = shorten(expr_text(expr))
+    values = shorten(', '.join(f'{n}={value_text(env[n], short=True)}' for n in names))
+    return f"{text} with {values}" if names else text
 
 
 def bind(what: str, signature: Sequence[P], args: Sequence[ast.Arg], env: Env, call_span: Span) -> Args:
