@@ -140,10 +140,12 @@ def open_regular(path: Path, label: str) -> BinaryIO:
     return f
 
 
-def read_source_bytes(path: str | Path) -> bytes:
-    """The bytes of a .net file: a regular file ending in .net, at most
-    SOURCE_LIMIT bytes. FileNotFoundError passes through; every other
-    refusal is a UserError."""
+def read_source_bytes(path: str | Path, net_suffix: bool = True) -> bytes:
+    """The bytes of a .net file: a regular file (ending in .net unless
+    `net_suffix` is False: the main file a user names may be called
+    anything; a `use` must not quote other files), at most SOURCE_LIMIT
+    bytes. FileNotFoundError passes through; every other refusal is a
+    UserError."""
     limit = SOURCE_LIMIT
     p = Path(path)
     label = f"'{p}'"
@@ -151,7 +153,7 @@ def read_source_bytes(path: str | Path) -> bytes:
     if stat.S_ISDIR(info.st_mode):
         raise UserError(f"{label} is a directory, not a .net file")
     _require_regular(info, label)
-    if p.suffix != SOURCE_SUFFIX:
+    if net_suffix and p.suffix != SOURCE_SUFFIX:
         raise UserError(f"{label} is not a .net file", "models and the files they `use` end in .net")
     with open_regular(p, label) as f:
         data = f.read(limit + 1)

@@ -105,7 +105,7 @@ def read_source(path: str | Path, from_span: Span | None = None, written: str | 
         return CompileError([Diagnostic("error", message, span, tuple(h for h in hints if h))])
 
     try:
-        data = read_source_bytes(p)
+        data = read_source_bytes(p, net_suffix=from_span is not None)
     except UserError as exc:
         raise fail(exc.message, outside, *exc.hints) from None
     except FileNotFoundError:
