@@ -70,8 +70,8 @@ def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str]
             traceback.print_exc()
         print(render(Diagnostic("error", str(exc))), file=sys.stderr)
         return EXIT_INTERNAL
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # its text, where there is one, says what was saved
+        print(str(exc) or "interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
