@@ -151,6 +151,7 @@ def claim(out: str | None, model: Path, resume: bool = False, overwrite: bool = 
     root = default_root(model)
     numbered = out is None and not resume
     run = Path(out) if out is not None else latest(root) if resume else next_numbered(root)
+    created = numbered or not run.exists()
     _make(run)
     try:
         with locked(run):
@@ -160,18 +161,20 @@ def claim(out: str | None, model: Path, resume: bool = False, overwrite: bool = 
                 point_latest(root, run)
             yield run
     except BaseException:
-        if numbered:
-            _forget_if_empty(root, run)
+        if created:
+            _forget_if_empty(root, run, numbered)
         raise
 
 
-def _forget_if_empty(root: Path, run: Path) -> None:
-    """A new numbered run that failed before writing anything (bad data, a
-    refused setting) leaves no empty directory behind, and `latest` goes back."""
-    if any(p.name != LOCK for p in run.iterdir()):
+def _forget_if_empty(root: Path, run: Path, numbered: bool) -> None:
+    """A new run that failed before writing anything (bad data, a refused
+    setting) leaves no empty directory behind, and `latest` goes back."""
+    if not run.is_dir() or any(p.name != LOCK for p in run.iterdir()):
         return
     (run / LOCK).unlink(missing_ok=True)
     run.rmdir()
+    if not numbered:
+        return
     runs = sorted((int(p.name) for p in root.iterdir() if p.name.isdigit()), reverse=True)
     if runs:
         point_latest(root, root / str(runs[0]))
