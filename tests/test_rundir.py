@@ -137,7 +137,9 @@ def test_temporaries_are_named_so_users_recognise_them(tmp_path, monkeypatch):
 def test_leftover_temporaries_are_removed_by_the_next_run(tmp_path, net):
     out = tmp_path / "run"
     assert train(net, out) == 0
-    ours = [out / f".checkpoint.npz.{PARTIAL}-0badc0de", out / ".model.onnx.1234abcd.tmp"]
+    (out / "fold1").mkdir()
+    ours = [out / f".checkpoint.npz.{PARTIAL}-0badc0de", out / ".model.onnx.1234abcd.tmp",
+            out / "fold1" / f".weights.npz.{PARTIAL}-00ff"]
     theirs = [out / ".notes.tmp", out / "model.onnx.backup"]
     for path in ours + theirs:
         path.write_bytes(b"left behind by a kill")

@@ -130,7 +130,8 @@ def remove_temporaries(run: Path) -> list[Path]:
     """Delete what interrupted atomic writes left under `run` (only our own
     names); call it with the lock held, so no live write loses its file."""
     removed = []
-    for path in run.rglob(".*"):
+    # The run and its direct subdirectories (folds, members, trials): never a walk through a whole tree.
+    for path in [*run.glob(".*"), *run.glob("*/.*")]:
         if path.is_file() and _TEMPORARY.match(path.name):
             path.unlink()
             removed.append(path)
@@ -196,10 +197,13 @@ def _check_reuse(run: Path, resume: bool, overwrite: bool) -> None:
 
 def write_failure(run: Path, exc: OSError) -> UserError | None:
     """A failed write into the run directory as the user's error (a full disk,
-    permissions taken away mid-run); None for any other OSError."""
+    permissions taken away mid-run); None for any other OSError, and for
+    failures of files outside the run."""
     if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR):
         return None
-    where = exc.filename or run
+    where = Path(exc.filename) if exc.filename else run
+    if not where.resolve().is_relative_to(run.resolve()):  # a file read elsewhere: not the run's failure
+        return None
     return UserError(f"cannot write the run in '{where}': {exc.strerror or exc}",
                      f"the last finished epoch's checkpoint, if any, is in {run}; "
                      "free space or choose another --out, then --resume")
