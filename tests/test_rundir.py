@@ -237,6 +237,29 @@ def test_ctrl_c_in_a_step_saves_the_checkpoint_and_exits_130(tmp_path, net, caps
     assert train(net, out, "--resume") == 0  # the lock went with the interrupted run
 
 
+def test_ctrl_c_in_lbfgs_writes_the_last_iterate_and_exits_130(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    from i2dl_dsl.train.lbfgs import Objective
+
+    real_call = Objective.__call__
+    calls = []
+
+    def call(self, theta):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real_call(self, theta)
+
+    monkeypatch.setattr(Objective, "__call__", call)
+    out = tmp_path / "run"
+    model = Path(__file__).resolve().parents[1] / "models" / "linear_regression.net"
+    assert train(model, out) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted: the last iterate's model and weights are saved in {out}" in err
+    assert (out / "weights.npz").is_file() and (out / "result.json").is_file()
+
+
 # ----------------------------------------------------------------- what the user sees
 
 
