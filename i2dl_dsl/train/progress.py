@@ -23,8 +23,10 @@ IN_NOTEBOOK = issubclass(auto_tqdm, tqdm_notebook)  # tqdm.auto picks its notebo
 
 class Progress:
     """One epoch on the terminal: on a terminal (or in a notebook) a tqdm bar
-    that fits the window, with batches done, elapsed time, ETA, loss,
-    accuracy and speed; elsewhere (a log file, a pipe) one line per epoch."""
+    that fits the window, with batches done, elapsed time, ETA, loss and
+    accuracy, replaced at the epoch's end by its summary line (in full,
+    however narrow the window); elsewhere (a log file, a pipe) only that
+    line."""
 
     def __init__(self, epoch: int, epochs: int, batches: int, quiet: bool = False, stream=None, done: int = 0):
         self.prefix = f"epoch {epoch + 1}/{epochs}"
@@ -35,11 +37,12 @@ class Progress:
         if not quiet and (self.stream.isatty() or IN_NOTEBOOK):
             bar_class = auto_tqdm if IN_NOTEBOOK else tqdm
             self.bar = bar_class(total=batches, initial=done, desc=self.prefix, unit="batch", file=self.stream,
-                                 dynamic_ncols=True, leave=True, mininterval=0.2)
+                                 dynamic_ncols=True, leave=False, mininterval=0.2)
 
     def update(self, done: int, loss: float, acc: float | None, speed: float) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(_metrics(loss, acc, speed), refresh=False)
+            self.bar.set_postfix_str(f"loss {loss:.4f}" + (f" acc {acc:.4f}" if acc is not None else ""),
+                                     refresh=False)
             self.bar.update(done - self.bar.n)
 
     def finish(self, row: dict[str, Any]) -> None:
@@ -54,11 +57,7 @@ class Progress:
         if row.get("val_acc") is not None:
             parts.append(f"val_acc {row['val_acc']:.4f}")
         parts.append(f"{row['samples_per_s']:,.0f} samples/s")
-        if self.bar is not None:
-            self.bar.set_postfix_str(" ".join(parts), refresh=False)
-            self.bar.update(self.bar.total - self.bar.n)
-            self.close()
-            return
+        self.close()
         parts.append(f"{time.perf_counter() - self.started:.1f} s")
         self.stream.write(f"{self.prefix} " + " ".join(parts) + "\n")
         self.stream.flush()
@@ -68,11 +67,6 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def _metrics(loss: float, acc: float | None, speed: float) -> str:
-    acc_text = f" acc {acc:.4f}" if acc is not None else ""
-    return f"loss {loss:.4f}{acc_text} {speed:,.0f} samples/s"
 
 
 def write_csv(path: Path, history: list[dict[str, Any]]) -> None:
