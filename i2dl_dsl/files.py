@@ -12,12 +12,16 @@ from typing import Any, BinaryIO, Callable
 
 from .diagnostics import UserError
 
+PARTIAL = "i2dl-partial"  # in the name of every temporary, so users (and the next run) recognise it
+
 
 def temporary_beside(target: Path, created: list[Path]) -> Path:
-    """A new hidden file next to `target`, with the permissions a plain open()
-    would give (mkstemp's are owner-only); its path is appended to `created`."""
+    """A new hidden file next to `target`, `.NAME.i2dl-partial-HEX`, with the
+    permissions a plain open() would give (mkstemp's are owner-only); its path
+    is appended to `created`. A kill can leave it behind: the next run in that
+    directory removes it (train/rundir.py)."""
     for _ in range(100):
-        candidate = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        candidate = target.parent / f".{target.name}.{PARTIAL}-{secrets.token_hex(4)}"
         try:
             os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:

@@ -456,7 +456,7 @@ def test_overfitting_is_judged_as_predict_sees_the_samples(tmp_path, capsys):
 ])
 def test_a_crippled_setting_is_reported_as_unable_to_fit(tmp_path, capsys, change, flags):
     text = TINY.replace(*change) if change else TINY
-    assert train(write(tmp_path, text), tmp_path / "of", "--overfit", "16", *flags) == 0
+    assert train(write(tmp_path, text), tmp_path / "of", "--overfit", "16", *flags) == 1
     out = capsys.readouterr().out
     assert "the model cannot fit them: check the learning rate, the loss and the labels" in out
     result = json.loads((tmp_path / "of" / "result.json").read_text())

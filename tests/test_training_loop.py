@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -144,7 +145,7 @@ def test_resume_after_two_of_four_epochs_equals_an_uninterrupted_run(tmp_path, b
         real_epoch(trainer)
 
     monkeypatch.setattr(Trainer, "_epoch", epoch)
-    assert train(net, tmp_path / "run") == 2
+    assert train(net, tmp_path / "run") == 130
     assert "interrupted: checkpoint saved" in capsys.readouterr().err
     assert len(read_csv(tmp_path / "run" / "metrics.csv")) == 2
     monkeypatch.setattr(Trainer, "_epoch", real_epoch)
@@ -163,7 +164,7 @@ def test_ctrl_c_inside_a_step_saves_a_consistent_checkpoint(tmp_path, baseline, 
     reference, reference_spy = baseline
     net = write_net(tmp_path)
     StepSpy(monkeypatch, after={17: lambda session: os.kill(os.getpid(), signal.SIGINT)})
-    assert train(net, tmp_path / "run") == 2
+    assert train(net, tmp_path / "run") == 130
     assert "interrupted: checkpoint saved" in capsys.readouterr().err
 
     saved, meta = checkpoint.load(tmp_path / "run" / LAST)
@@ -185,7 +186,7 @@ def test_keyboard_interrupt_before_a_step_resumes_exactly(tmp_path, baseline, mo
 
     net = write_net(tmp_path)
     StepSpy(monkeypatch, before={18: interrupt})
-    assert train(net, tmp_path / "run") == 2
+    assert train(net, tmp_path / "run") == 130
     saved, meta = checkpoint.load(tmp_path / "run" / LAST)
     assert meta["position"]["step"] == 17
     assert_identical(saved, reference_spy.snapshots[17])
@@ -537,14 +538,16 @@ class Terminal:
         pass
 
 
-def test_progress_bar_shows_loss_accuracy_and_speed():
+def test_progress_bar_shows_batches_elapsed_time_loss_accuracy_and_speed():
     terminal = Terminal()
     progress = Progress(1, 5, batches=4, stream=terminal)
     progress.update(2, 0.51234, 0.875, 1234.4)
-    assert terminal.text == "\repoch 2/5 [============>           ] loss 0.5123 acc 0.8750 1,234 samples/s"
+    assert (progress.bar.n, progress.bar.postfix) == (2, "loss 0.5123 acc 0.8750")
+    assert "epoch 2/5:" in terminal.text and "0/4 [00:00<?" in terminal.text  # batches, elapsed time, ETA
     progress.finish({"train_loss": 0.4, "train_acc": 0.9, "val_loss": 0.3, "val_acc": 0.95, "samples_per_s": 999.6})
-    assert terminal.text.endswith("\repoch 2/5 [========================] loss 0.4000 acc 0.9000 val_loss 0.3000 "
-                                  "val_acc 0.9500 1,000 samples/s\n")
+    summary = terminal.text.split("\r")[-1].split("\x1b[A")[-1].lstrip()
+    assert re.search(r"epoch 2/5 loss 0.4000 acc 0.9000 val_loss 0.3000 val_acc 0.9500 1,000 samples/s \d+\.\d s\n$",
+                     summary), repr(terminal.text)
 
 
 # ----------------------------------------------------------------- the README's command

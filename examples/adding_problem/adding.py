@@ -6,7 +6,8 @@ against T beside the baseline of predicting the mean.
     python examples/adding_problem/adding.py                  # T = 10 20 30 50 100
     python examples/adding_problem/adding.py --steps 10 50 --epochs 10
 
-Writes results.csv and adding.png next to this script (or into --out).
+Writes results.csv and adding.png into runs/examples/adding_problem/ (or --out); the
+copies beside this script are the ones the README shows, and running changes nothing in the repository.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "examples" / "adding_problem")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

@@ -7,8 +7,9 @@ distance of the parameters to it.
     python examples/lbfgs_vs_adam/compare.py --passes 100 --lrs 0.01 0.1
 
 One pass is one L-BFGS evaluation of loss and gradient over all samples, or
-one Adam epoch. Writes results.csv and lbfgs_vs_adam.png next to this script
-(or into --out).
+one Adam epoch. Writes results.csv and lbfgs_vs_adam.png into
+runs/examples/lbfgs_vs_adam/ (or --out); the copies beside this script are the
+ones the README shows, and running changes nothing in the repository.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from i2dl_dsl.train.run import Settings, config_for, prepare_data
 from i2dl_dsl.train.session import TrainingSession
 from i2dl_dsl.train.step import build_step
 
-MODEL = Path(__file__).resolve().parents[2] / "models" / "linear_regression.net"
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "linear_regression.net"
 
 
 class Problem:
@@ -108,7 +110,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--passes", type=int, default=40)
     p.add_argument("--lrs", type=float, nargs="+", default=[1e-2, 3e-2, 1e-1], help="Adam's learning rates")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "examples" / "lbfgs_vs_adam")
     args = p.parse_args()
     net = check(MODEL)
     settings = Settings.merge(net.train, {"batch": 64})

@@ -10,7 +10,10 @@ Every run goes through `i2dl-train`. The fine-tuning runs load the
 pre-trained weights of conv1-conv3 and bn1-bn3 by parameter name; `fc1` and
 `head` start afresh, and the labels 5-9 stay 5-9 on the 10 outputs. Each run
 is scored on the digits 5-9 that it did not see (about 750-870 samples).
-Writes results.csv next to this script; the runs go to runs/transfer_learning/.
+The runs and results.csv go to runs/transfer_learning/ (or --out); the copy of
+results.csv beside this script is the one the README quotes, and running
+changes nothing in the repository. Running again replaces the earlier runs
+(--overwrite).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ VARIANTS = {  # name: (run directory, flags)
 def i2dl_train(*args: str) -> None:
     args = tuple(a.replace(f"{ROOT}/", "") for a in args)  # paths as seen from the repository root
     command = [sys.executable, "-m", "i2dl_dsl.cli.train", "models/digits_cnn.net", "--device", "cpu", "--quiet",
-               *args]
+               *args, "--overwrite"]
     print("$ i2dl-train " + " ".join(command[3:]), flush=True)
     subprocess.run(command, check=True, cwd=ROOT)
 
@@ -105,7 +108,7 @@ def main() -> None:
 
     weights = pretrain(args.out, x, y)
     rows = [row for train in args.train for row in fine_tune(args.out, weights, x, y, train, args.seeds)]
-    with open(Path(__file__).with_name("results.csv"), "w", newline="") as f:
+    with open(args.out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

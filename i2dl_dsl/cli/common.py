@@ -98,8 +98,8 @@ def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str]
                                 hints=("the sizes are too large for this machine: check them with --summary",))),
               file=sys.stderr)
         return EXIT_USER
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # its text, where there is one, says what was saved
+        print(str(exc) or "interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK

@@ -19,10 +19,13 @@ from ..train.augment import make_augmenter
 from ..train.losses import LOSSES
 from ..train.optimizers import OPTIMIZERS
 from ..train.run import Settings, train_network
+from ..train.rundir import claim, write_failure
 from ..train.search import STRATEGIES, run_search
 from ..trainspec import check_train
 from .common import (EXIT_OK, add_version, check_model, network_params, non_negative_int, positive_int,
                      print_warnings, resolve_model, run_command)
+
+EXIT_CANNOT_FIT = 1  # --overfit ran and the model could not fit the samples
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,8 +39,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=LOSSES.names(), help=LOSSES.help())
     p.add_argument("--seed", type=non_negative_int)
     p.add_argument("--device", choices=DEVICES, default=DEVICES[0])
-    p.add_argument("--out", help="run directory (default runs/<model name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--out", help="run directory (default: a new runs/<model name>/<n>, linked as .../latest)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (default: runs/<model name>/latest) from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="train into --out even if it holds a finished run")
     p.add_argument("--weights", help="start from these weights (.npz or .onnx), matched by parameter name")
     p.add_argument("--threads", type=positive_int, help="onnxruntime threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -68,17 +73,32 @@ def _main(argv: Sequence[str] | None) -> int:
     settings = Settings.merge(net.train, overrides)
     _check_layer_names(net, settings)
     _check_augment(net, settings)
-    out = Path(args.out or Path("runs") / Path(args.model).stem)
     weights = read_weights(args.weights, parameter_shapes(net)) if args.weights else None
     print_warnings(nonfinite_warning(weights, parameter_shapes(net), args.weights) if weights else [])
     if weights is not None:
         _report_transfer(net, settings, weights, args.weights)
-    if _experiment(args, net, settings, out, weights):
-        return EXIT_OK
+    with claim(args.out, Path(args.model), args.resume, args.overwrite) as out:
+        try:
+            return _train(args, net, settings, out, weights)
+        except OSError as exc:  # a disk that fills, permissions taken away mid-run
+            failure = write_failure(out, exc)
+            if failure is None:
+                raise
+            raise failure from None
+
+
+def _train(args, net, settings, out: Path, weights) -> int:
+    """Train, or run the experiment asked for, into the claimed run directory."""
+    experiment = _experiment(args, net, settings, out, weights)
+    if experiment is not None:
+        return experiment
     result = train_network(net, settings, out, args.device, args.resume, args.quiet, weights, args.threads)
-    acc = result["test_acc"]
-    shown = f"accuracy {acc:.4f}, " if acc is not None else ""
-    print(f"test ({result['test_samples']} samples): {shown}loss {result['test_loss']:.4f}")
+    if result["test_samples"]:
+        acc = result["test_acc"]
+        shown = f"accuracy {acc:.4f}, " if acc is not None else ""
+        print(f"test ({result['test_samples']} samples): {shown}loss {result['test_loss']:.4f}")
+    else:
+        print(f"test: none (the test split of {settings['data']} is empty, so the model was not tested)")
     written = [n for n in ("model.onnx", "weights.npz", "metrics.csv", "checkpoint.npz", "curves.png") if (out / n).exists()]
     print(f"wrote {out}/" + ", ".join(written))
     return EXIT_OK
@@ -133,8 +153,10 @@ def _report_transfer(net, settings, weights, source: str) -> None:
             print(f"  {label}: " + ", ".join(names), file=sys.stderr)
 
 
-def _experiment(args, net, settings, out: Path, weights) -> bool:
-    """Run --overfit, --cv, --search or --ensemble if asked; True when one ran."""
+def _experiment(args, net, settings, out: Path, weights) -> int | None:
+    """Run --overfit, --cv, --search or --ensemble if asked: the exit status,
+    None when none was asked. An --overfit that cannot fit is a result, not
+    a user error: exit 1."""
     if args.overfit:
         result = experiments.overfit(net, settings, args.overfit, out, args.device, weights=weights)
     elif args.cv:
@@ -148,11 +170,11 @@ def _experiment(args, net, settings, out: Path, weights) -> bool:
         if best is None:
             raise UserError("every trial diverged; no configuration was written", "search lower learning rates")
         print(f"best configuration written to {best}")
-        return True
+        return EXIT_OK
     else:
-        return False
+        return None
     print(experiments.describe(result))
-    return True
+    return EXIT_CANNOT_FIT if result.get("fits") is False else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,7 +32,7 @@ from ..checker import CheckedNetwork
 from ..diagnostics import Diagnostic, UserError, render
 from ..elaborate import layer_node
 from . import data as datamod
-from .loop import Diverged
+from .loop import Diverged, Interrupted
 from .losses import Loss, resolve
 from .progress import write_csv
 from .results import evaluate, finish
@@ -95,6 +95,7 @@ class Result:
     evaluations: int
     message: str
     history: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C stopped it; the last finished iteration is kept
 
 
 def minimize(objective: Objective, history: int = 10, max_iter: int = 100,
@@ -124,6 +125,7 @@ def minimize(objective: Objective, history: int = 10, max_iter: int = 100,
         result.theta, result.message = found.x, str(found.message)
     except KeyboardInterrupt:
         result.message = f"interrupted after {result.iterations} iterations"
+        result.interrupted = True
     result.evaluations = objective.evaluations
     return result
 
@@ -184,9 +186,13 @@ def train_lbfgs(net: CheckedNetwork, settings: Settings, out: Path, device: str 
               f"{_plain(result.message)}", file=sys.stderr)
     session.load(objective.unflat(result.theta))
     write_csv(out / "metrics.csv", result.history)
-    return finish(net, session, step.loss, result.history, test, out,
+    done = finish(net, session, step.loss, result.history, test, out,
                   f"{net.name} (L-BFGS: one point per iteration)", optimizer="lbfgs", iterations=result.iterations,
                   evaluations=result.evaluations, message=result.message, best_epoch=None)
+    if result.interrupted:  # saved like a finished run, but the command still says it was stopped (exit 130)
+        raise Interrupted(f"interrupted: the last iterate's model and weights are saved in {out}\n"
+                          f"hint: continue from them with --weights {out / 'weights.npz'}")
+    return done
 
 
 _REASONS = {  # SciPy's stopping messages, in words

@@ -57,6 +57,11 @@ class Diverged(UserError):
     pass
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C after the checkpoint was saved: still a KeyboardInterrupt (the
+    commands exit 130), whose text says where the run can be continued."""
+
+
 def random_inputs(declared: dict[str, RandomInput], count: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Every random input of a batch of `count` samples (dropout masks), each
     drawn as its layer declares, in turn from the one generator."""
@@ -76,6 +81,16 @@ def check_batch_statistics(net: CheckedNetwork, batch: int) -> None:
         if values < 2:
             raise UserError(f"{layer.label} '{node}' sees {values} value per channel in a batch of {batch}: "
                             "its batch variance is undefined", "train with batches of 2 or more samples")
+
+
+def _check_shapes(path: Path, saved: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
+    """Every tensor of a checkpoint has the shape the run gives it: a damaged
+    or edited file is refused by name, before onnxruntime sees it."""
+    for name, value in expected.items():
+        if saved[name].shape != value.shape or saved[name].dtype != value.dtype:
+            raise UserError(f"checkpoint '{path}': tensor '{name}' is {list(saved[name].shape)} {saved[name].dtype}, "
+                            f"the network expects {list(value.shape)} {value.dtype}",
+                            "resume with the same model and settings, or start a new run")
 
 
 @contextmanager
@@ -135,6 +150,7 @@ class Trainer:
         if set(tensors) != expected or meta.get("trainable") != self.step.trainable:
             raise UserError(f"checkpoint '{self.o.out / LAST}' belongs to another network or optimizer",
                             "resume with the same model and settings, or start a new --out directory")
+        _check_shapes(self.o.out / LAST, tensors, self.session.snapshot())
         self.session.load(tensors)
         self.position, self.best, self.history = meta["position"], meta["best"], meta["history"]
 
@@ -147,8 +163,8 @@ class Trainer:
                     break
         except KeyboardInterrupt:
             self.save()
-            raise UserError(f"interrupted: checkpoint saved in {self.o.out / LAST}",
-                            f"continue with --resume --out {self.o.out}") from None
+            raise Interrupted(f"interrupted: checkpoint saved in {self.o.out / LAST}\n"
+                              f"hint: continue with --resume --out {self.o.out}") from None
         if self.stopping and self.stopping.restore_best and self.best["epoch"] >= 0:
             best, _ = checkpoint.load(self.o.out / BEST)
             self.session.load(best)
@@ -159,14 +175,18 @@ class Trainer:
         epoch = p["epoch"]
         lr = learning_rate(self.lr, self.o.schedule, epoch, self.o.schedule_epochs or self.o.epochs)
         order = datamod.batches(len(self.train_data), self.o.batch, self.o.seed, epoch)
-        progress = Progress(epoch, self.o.epochs, len(order), quiet=self.o.quiet)
-        while p["batch"] < len(order):
+        progress = Progress(epoch, self.o.epochs, len(order), quiet=self.o.quiet, done=p["batch"])
+        try:
+            while p["batch"] < len(order):
+                with deferred_interrupts():
+                    self._train_batch(order[p["batch"]], epoch, p["batch"], lr)
+                    p["batch"] += 1
+                progress.update(p["batch"], p["sum_loss"] / p["seen"], self._train_accuracy(),
+                                p["seen"] / p["seconds"])
             with deferred_interrupts():
-                self._train_batch(order[p["batch"]], epoch, p["batch"], lr)
-                p["batch"] += 1
-            progress.update(p["batch"], p["sum_loss"] / p["seen"], self._train_accuracy(), p["seen"] / p["seconds"])
-        with deferred_interrupts():
-            self._end_epoch(epoch, lr, progress)
+                self._end_epoch(epoch, lr, progress)
+        finally:
+            progress.close()
 
     def _end_epoch(self, epoch: int, lr: float, progress: Progress) -> None:
         """Evaluate, record the epoch, and checkpoint it."""

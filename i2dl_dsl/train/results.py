@@ -33,7 +33,7 @@ def finish(net: CheckedNetwork, session: TrainingSession, loss: Loss, history: l
     save_model(to_onnx(net, weights=parameters), out / "model.onnx")
     save_arrays(out / "weights.npz", parameters)
     test_loss, test_acc = evaluate(session, loss, test) if len(test) else (None, None)
-    plotted = plot(out / "curves.png", history, title)
+    plotted = plot(out / "curves.png", history, title, details.get("best_epoch"))
     result = {"network": net.name, "epochs": len(history), **details, "device": session.device,
               "test_loss": test_loss, "test_acc": test_acc, "test_samples": len(test),
               "final": history[-1] if history else None, "plot": plotted}
