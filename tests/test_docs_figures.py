@@ -58,9 +58,9 @@ def rerun(level: str) -> None:
 
 
 def test_a_fresh_run_of_the_adding_problem_at_10_steps_reproduces_its_rows():
-    rerun("fast")  # ~15 s on 2 cores
+    rerun("fast")  # 8 s on 2 cores
 
 
 @pytest.mark.slow
 def test_fresh_runs_at_20_steps_and_of_transfer_learning_reproduce_their_rows():
-    rerun("slow")  # ~60 s on 2 cores
+    rerun("slow")  # 40 s on 2 cores
