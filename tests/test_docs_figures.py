@@ -52,6 +52,16 @@ def test_a_doc_without_its_table_fails(tmp_path):
     assert check_docs.check_transfer_sentence(doc, rows) != []
 
 
+def test_a_fresh_row_that_differs_from_the_committed_one_is_reported():
+    check_docs = load_check_docs()
+    run = check_docs.FAST[0]
+    rows = check_docs.read_rows(run.results)
+    changed = [dict(rows[0], test_mse="0.5")] + rows[1:]
+    assert [str(m) for m in check_docs.compare_rows(run, changed)] == [
+        f"examples/adding_problem/results.csv:2: quoted {check_docs.significant(rows[0]['test_mse'])}, "
+        f"reproduced 0.5 (test_mse of {rows[0]['model']}, {rows[0]['T']})"]
+
+
 def rerun(level: str) -> None:
     done = subprocess.run([sys.executable, str(SCRIPT), "--rerun", level], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
