@@ -75,6 +75,12 @@ def test_a_run_refused_before_writing_leaves_no_numbered_directory(tmp_path, net
     assert (root / "latest").resolve() == (root / "1").resolve()
 
 
+def test_a_first_run_refused_before_writing_leaves_no_model_directory(tmp_path, net, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_default(net, "--data", str(tmp_path / "missing.npz")) == 2
+    assert not (tmp_path / "runs" / "tiny").exists()
+
+
 def test_experiments_write_under_the_run_directory(tmp_path, net, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_default(net, "--cv", "2") == 0

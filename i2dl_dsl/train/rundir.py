@@ -179,8 +179,11 @@ def _forget_if_empty(root: Path, run: Path, numbered: bool) -> None:
     runs = sorted((int(p.name) for p in root.iterdir() if p.name.isdigit()), reverse=True)
     if runs:
         point_latest(root, root / str(runs[0]))
-    elif (root / LATEST).is_symlink() or (root / LATEST).exists():
+        return
+    if (root / LATEST).is_symlink() or (root / LATEST).exists():
         (root / LATEST).unlink()
+    if not any(root.iterdir()):  # the model's first run: no empty runs/<model>/ either
+        root.rmdir()
 
 
 def _check_reuse(run: Path, resume: bool, overwrite: bool) -> None:
