@@ -58,6 +58,20 @@ def check_model(args: argparse.Namespace):
     return net
 
 
+def read_net_weights(net, path: str | None) -> dict | None:
+    """`--weights` for a checked network: only the tensors it expects are
+    read, and those holding NaN or Inf are named in a warning."""
+    if not path:
+        return None
+    from ..lowering.export import parameter_shapes
+    from ..lowering.weights import nonfinite_warning, read_weights
+
+    expected = parameter_shapes(net)
+    weights = read_weights(path, expected)
+    print_warnings(nonfinite_warning(weights, expected, path))
+    return weights
+
+
 def _tolerate_narrow_terminals() -> None:
     """Tables and messages use a few non-ASCII signs (·, ≥, ─); on a terminal
     that cannot show them they become '?' rather than an internal error."""

@@ -11,11 +11,11 @@ from typing import Sequence
 from .. import zoo
 from ..checker import check
 from ..diagnostics import CompileError, UserError
-from ..lowering.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from ..lowering.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, save_model, to_onnx
 from ..lowering.initial_values import SCHEMES
 from ..render import LEVELS, RANKDIRS
 from .common import (EXIT_OK, add_version, network_params, non_negative_int, positive_int, print_warnings,
-                     resolve_model, run_command)
+                     read_net_weights, resolve_model, run_command)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -101,11 +101,7 @@ def _params(path: Path) -> str:
 
 
 def _export(net, args) -> None:
-    from ..lowering.export import parameter_shapes, save_model, to_onnx
-    from ..lowering.weights import nonfinite_warning, read_weights
-
-    weights = read_weights(args.weights, parameter_shapes(net)) if args.weights else None
-    print_warnings(nonfinite_warning(weights, parameter_shapes(net), args.weights) if weights else [])
+    weights = read_net_weights(net, args.weights)
     model = to_onnx(net, opset=args.opset, weights=weights, seed=args.seed, init=args.init,
                     weights_source=args.weights or "")
     save_model(model, args.onnx)

@@ -12,7 +12,8 @@ from ..diagnostics import UserError
 from ..files import write_for_user
 from ..reading import read_npy, regular_file
 from ..runtime import DEVICES
-from .common import EXIT_OK, add_version, non_negative_int, positive_int, print_warnings, resolve_model, run_command
+from .common import (EXIT_OK, add_version, non_negative_int, positive_int, print_warnings, read_net_weights,
+                     resolve_model, run_command)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,20 +35,16 @@ def parser() -> argparse.ArgumentParser:
 def load_model(path: str, weights: str | None, seed: int) -> bytes | str:
     """A path onnxruntime can read, or the bytes of a freshly compiled .net.
     Weights that hold NaN or Inf are named in a warning."""
-    from ..lowering.weights import nonfinite_warning, read_weights
-
     try:
         regular_file(path, f"model '{path}'")
     except FileNotFoundError:
         raise UserError(f"model '{path}' does not exist") from None
     if path.endswith(".net"):
         from ..checker import check
-        from ..lowering.export import PROTOBUF_LIMIT, parameter_shapes, to_onnx
+        from ..lowering.export import PROTOBUF_LIMIT, to_onnx
 
         net = check(path)
-        expected = parameter_shapes(net)
-        given = read_weights(weights, expected) if weights else None
-        print_warnings(nonfinite_warning(given, expected, weights) if given else [])
+        given = read_net_weights(net, weights)
         model = to_onnx(net, weights=given, seed=seed, weights_source=weights or "")
         if sum(t.ByteSize() for t in model.graph.initializer) > PROTOBUF_LIMIT:
             return _save_beside_data(model, Path(path).stem)

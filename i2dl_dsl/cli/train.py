@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..diagnostics import Diagnostics, UserError, did_you_mean
-from ..lowering.export import parameter_shapes
-from ..lowering.weights import match_weights, nonfinite_warning, read_weights
+from ..lowering.export import buffer_names, parameter_shapes
+from ..lowering.weights import match_weights
 from ..names import scopes, within_any
 from ..runtime import DEVICES
 from ..syntax.parser import parse_text
@@ -19,11 +19,11 @@ from ..train.augment import make_augmenter
 from ..train.losses import LOSSES
 from ..train.optimizers import OPTIMIZERS
 from ..train.run import Settings, train_network
-from ..train.rundir import claim, write_failure
+from ..train.rundir import CHECKPOINT, METRICS, MODEL, PLOT, WEIGHTS, claim, write_failure
 from ..train.search import STRATEGIES, run_search
 from ..trainspec import check_train
 from .common import (EXIT_OK, add_version, check_model, network_params, non_negative_int, positive_int,
-                     print_warnings, resolve_model, run_command)
+                     read_net_weights, resolve_model, run_command)
 
 EXIT_CANNOT_FIT = 1  # --overfit ran and the model could not fit the samples
 
@@ -73,8 +73,7 @@ def _main(argv: Sequence[str] | None) -> int:
     settings = Settings.merge(net.train, overrides)
     _check_layer_names(net, settings)
     _check_augment(net, settings)
-    weights = read_weights(args.weights, parameter_shapes(net)) if args.weights else None
-    print_warnings(nonfinite_warning(weights, parameter_shapes(net), args.weights) if weights else [])
+    weights = read_net_weights(net, args.weights)
     if weights is not None:
         _report_transfer(net, settings, weights, args.weights)
     with claim(args.out, Path(args.model), args.resume, args.overwrite) as out:
@@ -99,7 +98,7 @@ def _train(args, net, settings, out: Path, weights) -> int:
         print(f"test ({result['test_samples']} samples): {shown}loss {result['test_loss']:.4f}")
     else:
         print(f"test: none (the test split of {settings['data']} is empty, so the model was not tested)")
-    written = [n for n in ("model.onnx", "weights.npz", "metrics.csv", "checkpoint.npz", "curves.png") if (out / n).exists()]
+    written = [n for n in (MODEL, WEIGHTS, METRICS, CHECKPOINT, PLOT) if (out / n).exists()]
     print(f"wrote {out}/" + ", ".join(written))
     return EXIT_OK
 
@@ -144,7 +143,7 @@ def _report_transfer(net, settings, weights, source: str) -> None:
     fresh = [n for n in expected if n not in weights]
     ignored = [n for n in weights if n not in expected]
     prefixes = settings.get("freeze", ())
-    buffers = {f"{layer}.{suffix}" for layer, names in net.analysis.buffers.items() for suffix in names}
+    buffers = buffer_names(net)
     frozen = [n for n in expected if n not in buffers and within_any(n, prefixes)]
     print(f"weights from {source}: {len(loaded)} of {len(expected)} tensors loaded", file=sys.stderr)
     for label, names in (("initialised (not in the file)", fresh), ("ignored (not in the network)", ignored),

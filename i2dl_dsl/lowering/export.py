@@ -49,6 +49,12 @@ def parameter_shapes(net: CheckedNetwork) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def buffer_names(net: CheckedNetwork) -> set[str]:
+    """The full names of the network's buffers (batch-norm running statistics):
+    tensors with values, but no gradient and no optimizer state."""
+    return {f"{layer}.{suffix}" for layer, buffers in net.analysis.buffers.items() for suffix in buffers}
+
+
 def export_bytes(net: CheckedNetwork) -> int:
     """The estimated peak memory of lowering and writing `net`, known before
     anything is allocated: see EXPORT_COPIES and EXPORT_LAYER_BYTES."""

@@ -12,15 +12,16 @@ import numpy as np
 
 from ..checker import CheckedNetwork
 from ..diagnostics import UserError
+from ..target import Target
 from . import data as datamod
 from .augment import make_augmenter
 from .loop import RunOptions, Trainer
 from .losses import resolve
 from .results import write_result
+from .rundir import RESULT
 from .schedules import SCHEDULES
 from .settings import Settings, config_for
 from .step import build_step
-from ..target import Target
 
 
 @dataclass
@@ -98,7 +99,7 @@ def overfit(net: CheckedNetwork, settings: Settings, samples: int, out: Path, de
     result = {"samples": samples, "epochs": len(trainer.history), "loss": final["val_loss"],
               "accuracy": final.get("val_acc"), "target": target, "fits": final["val_loss"] < target,
               "train_loss": final["train_loss"]}
-    write_result(out / "result.json", result)
+    write_result(out / RESULT, result)
     return result
 
 
@@ -139,7 +140,7 @@ def cross_validate(net: CheckedNetwork, settings: Settings, k: int, out: Path, d
         final = fit(net, settings, train_val, _empty(train_val), out / "final", device, weights=weights)
         test_loss, test_acc = final.evaluate(test)
         summary["test"] = {"loss": test_loss, "acc": test_acc, "samples": len(test), "trained_on": len(train_val)}
-    write_result(out / "result.json", summary)
+    write_result(out / RESULT, summary)
     return summary
 
 
@@ -177,7 +178,7 @@ def ensemble(net: CheckedNetwork, settings: Settings, members: int, out: Path, d
         raise UserError(f"an ensemble is scored by accuracy, which the loss '{loss.name}' does not give")
     result = {"members": members, "single_acc": singles, "mean_single_acc": float(np.mean(singles)),
               "ensemble_acc": loss.accuracy(loss.combine(outputs), test.y), "test_samples": len(test)}
-    write_result(out / "result.json", result)
+    write_result(out / RESULT, result)
     return result
 
 

@@ -31,16 +31,17 @@ import numpy as np
 from ..checker import CheckedNetwork
 from ..diagnostics import Diagnostic, UserError, render
 from ..elaborate import layer_node
+from ..target import Target
 from . import data as datamod
 from .loop import Diverged, Interrupted
 from .losses import Loss, resolve
 from .progress import write_csv
 from .results import evaluate, finish
+from .rundir import METRICS
 from .schedules import SCHEDULES
 from .session import TrainingSession
 from .settings import Settings, config_for, prepare_data
 from .step import StepModel, build_step
-from ..target import Target
 
 
 @dataclass
@@ -185,7 +186,7 @@ def train_lbfgs(net: CheckedNetwork, settings: Settings, out: Path, device: str 
         print(f"lbfgs stopped after {result.iterations} iterations, {result.evaluations} evaluations: "
               f"{_plain(result.message)}", file=sys.stderr)
     session.load(objective.unflat(result.theta))
-    write_csv(out / "metrics.csv", result.history)
+    write_csv(out / METRICS, result.history)
     done = finish(net, session, step.loss, result.history, test, out,
                   f"{net.name} (L-BFGS: one point per iteration)", optimizer="lbfgs", iterations=result.iterations,
                   evaluations=result.evaluations, message=result.message, best_epoch=None)

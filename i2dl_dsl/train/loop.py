@@ -24,16 +24,17 @@ import numpy as np
 from ..checker import CheckedNetwork
 from ..diagnostics import Diagnostic, UserError, render
 from ..elaborate import layer_node
+from ..layers.declarations import RandomInput
 from . import checkpoint, data as datamod
 from .progress import Progress, write_csv
 from .results import evaluate
+from .rundir import BEST, CHECKPOINT, METRICS
 from .schedules import SCHEDULES, learning_rate
 from .session import TrainingSession
 from .step import StepModel
-from ..layers.declarations import RandomInput
 from .stopping import early_stopping
 
-LAST, BEST = "checkpoint.npz", "best.npz"
+LAST = CHECKPOINT  # the last finished epoch's checkpoint
 
 
 @dataclass
@@ -199,7 +200,7 @@ class Trainer:
                          "seen": 0, "seconds": 0.0}
         self._track_best(row)
         self._watch_validation_gap(row)
-        write_csv(self.o.out / "metrics.csv", self.history)
+        write_csv(self.o.out / METRICS, self.history)
         self.save()
 
     def _train_batch(self, index: np.ndarray, epoch: int, batch: int, lr: float) -> None:

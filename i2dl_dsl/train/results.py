@@ -12,6 +12,7 @@ from ..lowering.export import save_model, to_onnx
 from .dataset import Dataset
 from .losses import Loss
 from .progress import plot
+from .rundir import MODEL, PLOT, RESULT, WEIGHTS
 from .session import TrainingSession
 
 
@@ -30,12 +31,12 @@ def finish(net: CheckedNetwork, session: TrainingSession, loss: Loss, history: l
     """Write the run's files and result.json; `details` are the driver's own entries
     (best epoch, iterations). Returns the result."""
     parameters = session.parameters()
-    save_model(to_onnx(net, weights=parameters), out / "model.onnx")
-    save_arrays(out / "weights.npz", parameters)
+    save_model(to_onnx(net, weights=parameters), out / MODEL)
+    save_arrays(out / WEIGHTS, parameters)
     test_loss, test_acc = evaluate(session, loss, test) if len(test) else (None, None)
-    plotted = plot(out / "curves.png", history, title, details.get("best_epoch"))
+    plotted = plot(out / PLOT, history, title, details.get("best_epoch"))
     result = {"network": net.name, "epochs": len(history), **details, "device": session.device,
               "test_loss": test_loss, "test_acc": test_acc, "test_samples": len(test),
               "final": history[-1] if history else None, "plot": plotted}
-    write_result(out / "result.json", result)
+    write_result(out / RESULT, result)
     return result

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..checker import CheckedNetwork
+from ..target import Target
 from .augment import make_augmenter
 from .lbfgs import train_lbfgs
 from .loop import RunOptions, Trainer
@@ -18,7 +19,6 @@ from .losses import resolve
 from .results import finish
 from .settings import Settings, config_for, prepare_data
 from .step import build_step
-from ..target import Target
 
 __all__ = ["Settings", "config_for", "prepare_data", "train_network"]  # the settings' home is settings.py
 

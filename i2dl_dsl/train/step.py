@@ -27,10 +27,10 @@ from onnx import TensorProto, helper, numpy_helper
 from ..autodiff import add_gradients
 from ..checker import CheckedNetwork
 from ..layers.declarations import RandomInput
-from ..names import within, within_any
 from ..lowering.builder import BATCH, LayerBuilder, LoweringGraph
-from ..lowering.export import DEFAULT_OPSET, assemble, lower_network, parameter_shapes
+from ..lowering.export import DEFAULT_OPSET, assemble, buffer_names, lower_network, parameter_shapes
 from ..lowering.graph import Builder, Graph, rename
+from ..names import within, within_any
 from ..target import Target
 from . import optimizers
 from .losses import LABEL, LOSSES, Loss, label_type, resolve
@@ -120,8 +120,9 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
     g = LayerBuilder(builder, "loss", f"{net.path}: train loss {loss.name}", [out_shape], (), {})
     total = loss.emit(g, output, LABEL, out_shape)
     shapes = parameter_shapes(net)
-    buffers = [n for n in builder.buffer_updates]
-    trainable = [n for n in shapes if n not in _buffer_names(net) and not within_any(n, config.frozen)]
+    buffers = list(builder.buffer_updates)
+    fixed = buffer_names(net)
+    trainable = [n for n in shapes if n not in fixed and not within_any(n, config.frozen)]
     total = _penalties(g, total, [n for n in trainable if ".weight" in n], config)
     g.op("Identity", [total], output_names=[LOSS])
 
@@ -157,10 +158,6 @@ def _copies(model: onnx.ModelProto, copies: dict[str, str], scope: str) -> None:
     for tensor, name in copies.items():
         g.op("Identity", [tensor], output_names=[name])
     model.graph.node.extend(graph.nodes)
-
-
-def _buffer_names(net: CheckedNetwork) -> set[str]:
-    return {f"{layer}.{suffix}" for layer, bufs in net.analysis.buffers.items() for suffix in bufs}
 
 
 def _penalties(g, total: str, weights: list[str], config: TrainConfig) -> str:
