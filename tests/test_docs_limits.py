@@ -14,6 +14,8 @@ LIMITS = (Path(__file__).resolve().parents[1] / "docs" / "limits.md").read_text(
 
 def test_the_source_size_limit() -> None:
     assert reading.SOURCE_LIMIT == 2**20 and "At most 1 MiB per file (`SOURCE_LIMIT`)" in LIMITS
+    largest = max(p.stat().st_size for p in (Path(__file__).resolve().parents[1] / "models").glob("*.net"))
+    assert largest < 10 * 2**10 and "the largest model of `models/` is\n  under 10 KiB" in LIMITS
 
 
 def test_the_export_estimate() -> None:

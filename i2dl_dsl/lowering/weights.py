@@ -115,9 +115,7 @@ def match_weights(given: dict[str, np.ndarray], expected: dict[str, tuple[int, .
     unexpected = [n for n in given if n not in expected]
     wrong = [f"  {n}: expected {list(expected[n])}, got {list(given[n].shape)}"
              for n in expected if n in given and tuple(given[n].shape) != tuple(expected[n])]
-    not_numbers = [f"  {n}: {given[n].dtype}" for n in expected
-                   if n in given and not (np.issubdtype(given[n].dtype, np.floating)
-                                          or np.issubdtype(given[n].dtype, np.integer))]
+    not_numbers = [f"  {n}: {given[n].dtype}" for n in expected if n in given and not _is_number(given[n])]
     if strict and missing:
         problems.append("missing from the weights:\n" + "\n".join(f"  {n}" for n in missing))
     if strict and unexpected:
