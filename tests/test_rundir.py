@@ -11,6 +11,7 @@ import errno
 import io
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_experiments_write_under_the_run_directory(tmp_path, net, monkeypatch):
 def test_a_second_training_into_a_locked_directory_is_refused_at_once(tmp_path, net, capsys):
     out = tmp_path / "run"
     out.mkdir()
-    holder = subprocess.Popen(["python", "-c", "import fcntl, os, sys, time\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
                                f"fd = os.open({str(out / LOCK)!r}, os.O_RDWR | os.O_CREAT)\n"
                                "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'%d' % os.getpid())\n"
                                "print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)

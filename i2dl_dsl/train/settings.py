@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..checker import CheckedNetwork
+from ..trainspec import SPLIT
 from . import data as datamod
 from .losses import LOSSES
 from .optimizers import OPTIMIZERS
@@ -16,7 +17,7 @@ from .step import TrainConfig
 
 DEFAULTS: dict[str, Any] = {"loss": LOSSES.default, "optimizer": {"name": OPTIMIZERS.default}, "batch": 64,
                             "epochs": 10, "data": "digits", "seed": 0, "weight_decay": 0.0, "l1": 0.0, "l2": 0.0,
-                            "split": {"val": 0.1, "test": 0.1}, "schedule": {"name": SCHEDULES.default}}
+                            "split": {p.name: p.default for p in SPLIT}, "schedule": {"name": SCHEDULES.default}}
 
 
 @dataclass

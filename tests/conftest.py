@@ -1,0 +1,25 @@
+"""Settings every test shares."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def python_handles_ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt, as in a shell a user types into. A
+    test run started in the background of a non-interactive shell inherits
+    SIGINT ignored, and Python then keeps it ignored: the tests of what
+    Ctrl-C does would not see it."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
