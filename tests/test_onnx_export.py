@@ -129,7 +129,7 @@ def test_zoo_initializers_are_named_like_parameters(path):
 def test_initializer_names_follow_state_dict():
     _, model = exported(MODELS / "resnet18.net")
     names = {t.name for t in model.graph.initializer}
-    assert {"layer2.0.conv1.weight", "layer2.0.bn1.running_var", "layer2.0.shortcut.conv1.weight",
+    assert {"layer2.0.conv1.weight", "layer2.0.bn1.running_var", "layer2.0.downsample.0.weight",
             "fc.bias"} <= names
 
 

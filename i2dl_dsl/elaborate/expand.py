@@ -16,6 +16,7 @@ from ..syntax import ast
 from ..values import evaluate, expr_text, match, signature_text
 from .build import LayerGraphBuilder
 from .inputs import NetworkInput
+from .labels import Label, read_label
 from .report import Reporter, Skip
 from .scope import BLOCK_INPUT, Scope, word_span
 
@@ -43,13 +44,24 @@ class Expander:
                 current = self.input.statement(stmt, scope, top_level)
                 continue
             try:
-                label_span = word_span(stmt.span, stmt.label) if stmt.label else None
-                current = self.chain(stmt.chain, scope, current, stmt.label, label_span)
+                current = self.statement(stmt, scope, current)
             except Skip:
                 current = None
             if stmt.target is not None:
                 self.name_tensor(stmt, scope, current)
         return current
+
+    def statement(self, stmt: ast.ChainStmt, scope: Scope, current: str | None) -> str | None:
+        """A chain statement's output; a labelled one names its layers where the body's labels go."""
+        if stmt.label is None:
+            return self.chain(stmt.chain, scope, current, None)
+        span = stmt.label_span or word_span(stmt.span, stmt.label)
+        try:
+            label: Label | None = read_label(stmt.label)
+        except UserError as exc:
+            self.reporter.report(exc.diagnostic(span))
+            label = None
+        return self.chain(stmt.chain, scope.labels() if label else scope, current, label, span)
 
     def name_tensor(self, stmt: ast.ChainStmt, scope: Scope, node: str | None) -> None:
         name = stmt.target
@@ -72,43 +84,55 @@ class Expander:
         scope.tensor_spans[name] = span
 
     # ------------------------------------------------------------- chains
-    def chain(self, chain: ast.Chain, scope: Scope, current: str | None, label: str | None,
+    def chain(self, chain: ast.Chain, scope: Scope, current: str | None, label: Label | None,
               label_span: Span | None = None) -> str | None:
         """The chain's output node. Once an element fails, the rest of the
         chain is still checked (names, arguments), but nothing more is built."""
         starts_with_tensor = self._is_tensor_ref(chain.elements[0], scope)
         layers = len(chain.elements) - starts_with_tensor
-        if label is not None and not scope.claim(label, label_span or chain.span, self.diags):
+        if label is not None and not scope.claim(label.text, label_span or chain.span, self.diags):
             label = None
-        if label is not None and layers > 1:
-            self.builder.group(scope.qualify(label), "sequence")
+        numbered = label is not None and (layers > 1 or label.numbers_itself)
+        if label is not None and layers > 1 and not label.numbers_itself:
+            self.builder.group(scope.qualify(label.text), "sequence")
         position = 0
         for index, element in enumerate(chain.elements):
             if index == 0 and starts_with_tensor:
                 current = scope.tensors[element.name]
                 continue
             try:
-                if label is not None and layers > 1 and isinstance(element, ast.Repeat):
+                if numbered and isinstance(element, ast.Repeat):
                     # Copies continue the chain's numbering, as nn.Sequential(a, *[b] * n) does.
-                    current, position = self._numbered_copies(element, scope, current, label, position)
+                    current, position = self._numbered_copies(element, scope, current, label, position,
+                                                              label_span or chain.span)
                     continue
                 local = None
                 if label is not None:
-                    local = label if layers == 1 else f"{label}.{position}"
+                    local = label.name(position if numbered else None)
+                    if label.numbers_itself:
+                        self._take(scope, local, label, label_span or chain.span)
                 current = self.element(element, scope, current, local, first=index == 0)
             except Skip:
                 current = None
             position += 1
         return current
 
-    def _numbered_copies(self, rep: ast.Repeat, scope: Scope, current: str | None, label: str,
-                         position: int) -> tuple[str | None, int]:
+    def _numbered_copies(self, rep: ast.Repeat, scope: Scope, current: str | None, label: Label,
+                         position: int, label_span: Span) -> tuple[str | None, int]:
         for _ in range(self._repeat_count(rep, scope)):
-            current = self.call(rep.call, scope, current, f"{label}.{position}", first=False)
+            local = label.name(position)
+            if label.numbers_itself:
+                self._take(scope, local, label, label_span)
+            current = self.call(rep.call, scope, current, local, first=False)
             position += 1
             if current is None:
                 break  # every copy would be checked the same way
         return current, position
+
+    def _take(self, scope: Scope, name: str, label: Label, span: Span) -> None:
+        """A name a numbering label makes is the file's own: a later label may not take it again."""
+        if name != label.text and not scope.claim(name, span, self.diags):
+            raise Skip()
 
     def _is_tensor_ref(self, element: Any, scope: Scope) -> bool:
         return isinstance(element, ast.Call) and not element.has_parens and element.name in scope.tensors
@@ -228,8 +252,10 @@ class Expander:
         body_out = self.body(res.body, body_scope, current)
         shortcut_out = current
         if res.shortcut is not None:
-            name = "shortcut" if "shortcut" not in body_scope.taken else body_scope.auto("shortcut")
-            body_scope.taken[name] = res.span
+            name = None
+            if not _all_labelled(res.shortcut):
+                name = "shortcut" if "shortcut" not in body_scope.taken else body_scope.auto("shortcut")
+                body_scope.taken[name] = res.span
             shortcut_out = self.body(res.shortcut, self._branch_scope(body_scope, name, "shortcut", current), current)
         if body_out is None or shortcut_out is None:
             return None
@@ -239,7 +265,8 @@ class Expander:
     def concat_block(self, block: ast.ConcatBlock, scope: Scope, current: str | None,
                      local: str | None) -> str | None:
         outer = self._block_scope(scope, local, "concat", block.span)
-        outputs = [self.body(branch.body, self._branch_scope(outer, outer.auto("branch"), "branch", current), current)
+        outputs = [self.body(branch.body, self._branch_scope(outer, self._branch_name(outer, branch), "branch",
+                                                             current), current)
                    for branch in block.branches]
         if len(block.branches) < 2:
             self.reporter.fail(f"concat needs at least two branches, got {len(block.branches)}", block.span,
@@ -257,8 +284,23 @@ class Expander:
         scope.taken.setdefault(local, span)
         return inner
 
-    def _branch_scope(self, outer: Scope, name: str, what: str, current: str | None) -> Scope:
-        inner = outer.child(name, tensors=True)
+    @staticmethod
+    def _branch_name(outer: Scope, branch: ast.Branch) -> str | None:
+        """`branch1`, `branch2`, ...; none for a branch whose every statement is labelled."""
+        if _all_labelled(branch.body):
+            return None
+        name = outer.auto("branch")
+        outer.taken[name] = branch.span
+        return name
+
+    def _branch_scope(self, outer: Scope, name: str | None, what: str, current: str | None) -> Scope:
+        inner = outer.branch(name)
         inner.tensors[BLOCK_INPUT] = current
-        self.builder.group(inner.prefix, what)
+        if name is not None:
+            self.builder.group(inner.prefix, what)
         return inner
+
+
+def _all_labelled(body: Sequence[Any]) -> bool:
+    """True when every statement of a branch or shortcut is labelled: it then adds no name of its own."""
+    return bool(body) and all(isinstance(s, ast.ChainStmt) and s.label is not None for s in body)

@@ -22,6 +22,9 @@ class Scope:
     tensor_spans: dict[str, Span] = field(default_factory=dict)
     taken: dict[str, Span | None] = field(default_factory=dict)
     counters: Counter = field(default_factory=Counter)
+    # Where this body's labels name things: itself, or for a concat branch or
+    # a shortcut the body around it, as a residual's body does.
+    home: "Scope | None" = None
 
     def qualify(self, local: str) -> str:
         return f"{self.prefix}.{local}" if self.prefix else local
@@ -41,6 +44,24 @@ class Scope:
         tensors named around them."""
         return Scope(self.qualify(local), dict(self.env if env is None else env),
                      dict(self.tensors) if tensors else {}, dict(self.tensor_spans) if tensors else {})
+
+    def branch(self, local: str | None) -> "Scope":
+        """A concat branch's or shortcut's body: its unlabelled layers are
+        named under `local`; its labels are names of the body around it
+        (`local` None: every statement is labelled, so none needs it)."""
+        inner = self.child(local, tensors=True) if local is not None else self.child("", tensors=True)
+        if local is None:
+            inner.prefix = self.prefix
+        inner.home = self.labels()
+        return inner
+
+    def labels(self) -> "Scope":
+        """The scope a labelled statement of this body names its layers in:
+        the home's names, this body's parameters and tensors."""
+        home = self.home
+        if home is None:
+            return self
+        return Scope(home.prefix, self.env, self.tensors, self.tensor_spans, home.taken, home.counters)
 
     def claim(self, label: str, span: Span, diags: Diagnostics) -> bool:
         """Take `label` in this scope; False (and an error) when it is taken."""

@@ -138,6 +138,7 @@ class ChainStmt:
     label: str | None
     target: str | None
     span: Span
+    label_span: Span | None = None  # where the label is written (after the target in `t = label: ...`)
 
 
 Stmt = Union[InputStmt, ChainStmt]

@@ -121,7 +121,7 @@ def describe(token: Token) -> str:
 
 def phrase(expected: set[str]) -> str:
     """The accepted tokens in words: "a value", "')' or ','", ..."""
-    left = set(expected)
+    left = set(expected) - {"LABEL"}  # a label goes wherever a statement may start: not worth a word
     words: list[str] = []
     if {"NETWORK", "BLOCK"} <= left:
         words += ["'network'", "'block'", "'train'", "'use'"]

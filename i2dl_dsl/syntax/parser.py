@@ -322,10 +322,13 @@ class _ToAst(Transformer):
         return ast.InputStmt(str(c[0]), tuple(c[1:]), self._s(meta))
 
     def labeled(self, meta, c):
-        return ast.ChainStmt(c[1], str(c[0]), None, self._s(meta))
+        return ast.ChainStmt(c[1], str(c[0]), None, self._s(meta), _span(self.path, c[0]))
 
     def assign(self, meta, c):
         return ast.ChainStmt(c[1], None, str(c[0]), self._s(meta))
+
+    def labeled_assign(self, meta, c):
+        return ast.ChainStmt(c[2], str(c[1]), str(c[0]), self._s(meta), _span(self.path, c[1]))
 
     # top level
     def param(self, meta, c):

@@ -2,7 +2,7 @@
 
 Each builder returns an `nn.Module` that computes the same network as the
 `.net` file, with every submodule named as the compiler names the layer
-(`layer2.0.conv1`, `inception3a.branch2.basic_conv1.bn1`, `features.3`), so
+(`layer2.0.conv1`, `inception3a.branch2.0.bn`, `features.3`), so
 that `state_dict()` keys and shapes equal the compiler's parameters and
 buffers (PyTorch's `num_batches_tracked` aside), and a forward hook on a
 module sees the output of the layer of the same name.
@@ -161,8 +161,8 @@ def vgg16(classes: int = 1000) -> nn.Module:
 
 
 def _projection(cin: int, cout: int, stride: int) -> nn.Module:
-    """The `shortcut { conv(k=1) -> batchnorm }` of a block (torchvision's `downsample`)."""
-    return named(conv1=nn.Conv2d(cin, cout, 1, stride=stride, bias=False), bn1=nn.BatchNorm2d(cout))
+    """The `shortcut { downsample: conv(k=1) -> batchnorm }` of a block."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
 
 class BasicBlock(nn.Module):
@@ -175,13 +175,13 @@ class BasicBlock(nn.Module):
         self.relu1 = nn.ReLU()
         self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(c)
-        self.shortcut = _projection(cin, c, stride) if stride != 1 or cin != c else None
+        self.downsample = _projection(cin, c, stride) if stride != 1 or cin != c else None
         self.add1 = Add()
         self.relu2 = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
-        s = x if self.shortcut is None else self.shortcut(x)
+        s = x if self.downsample is None else self.downsample(x)
         return self.relu2(self.add1(s, y))
 
 
@@ -201,7 +201,7 @@ class Bottleneck(nn.Module):
         self.relu2 = nn.ReLU()
         self.conv3 = nn.Conv2d(c, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
-        self.shortcut = _projection(cin, cout, stride) if stride != 1 or cin != cout else None
+        self.downsample = _projection(cin, cout, stride) if stride != 1 or cin != cout else None
         self.add1 = Add()
         self.relu3 = nn.ReLU()
 
@@ -209,7 +209,7 @@ class Bottleneck(nn.Module):
         y = self.relu1(self.bn1(self.conv1(x)))
         y = self.relu2(self.bn2(self.conv2(y)))
         y = self.bn3(self.conv3(y))
-        s = x if self.shortcut is None else self.shortcut(x)
+        s = x if self.downsample is None else self.downsample(x)
         return self.relu3(self.add1(s, y))
 
 
@@ -223,8 +223,10 @@ def _resnet(block: type[BasicBlock] | type[Bottleneck], depths: tuple[int, ...],
         stages[f"layer{index + 1}"] = nn.Sequential(*blocks)
         cin = c * expansion
     return named(
-        stem=nn.Sequential(nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                           nn.MaxPool2d(3, stride=2, padding=1)),
+        conv1=nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+        bn1=nn.BatchNorm2d(64),
+        relu1=nn.ReLU(),
+        maxpool1=nn.MaxPool2d(3, stride=2, padding=1),
         **stages,
         global_avgpool1=nn.AdaptiveAvgPool2d(1),
         flatten1=nn.Flatten(),
@@ -247,8 +249,8 @@ def resnet50(classes: int = 1000) -> nn.Module:
 
 def basic_conv(cin: int, c: int, k: int, s: int = 1, p: int = 0) -> nn.Module:
     """torchvision's BasicConv2d: conv without bias, batch norm (eps 0.001), relu."""
-    return named(conv1=nn.Conv2d(cin, c, k, stride=s, padding=p, bias=False),
-                 bn1=nn.BatchNorm2d(c, eps=0.001), relu1=nn.ReLU())
+    return named(conv=nn.Conv2d(cin, c, k, stride=s, padding=p, bias=False),
+                 bn=nn.BatchNorm2d(c, eps=0.001), relu1=nn.ReLU())
 
 
 class Inception(nn.Module):
@@ -256,11 +258,10 @@ class Inception(nn.Module):
 
     def __init__(self, cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pp: int):
         super().__init__()
-        self.branch1 = named(basic_conv1=basic_conv(cin, c1, 1))
-        self.branch2 = named(basic_conv1=basic_conv(cin, c3r, 1), basic_conv2=basic_conv(c3r, c3, 3, p=1))
-        self.branch3 = named(basic_conv1=basic_conv(cin, c5r, 1), basic_conv2=basic_conv(c5r, c5, 3, p=1))
-        self.branch4 = named(maxpool1=nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
-                             basic_conv1=basic_conv(cin, pp, 1))
+        self.branch1 = basic_conv(cin, c1, 1)
+        self.branch2 = nn.Sequential(basic_conv(cin, c3r, 1), basic_conv(c3r, c3, 3, p=1))
+        self.branch3 = nn.Sequential(basic_conv(cin, c5r, 1), basic_conv(c5r, c5, 3, p=1))
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), basic_conv(cin, pp, 1))
         self.concat1 = Concat()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
