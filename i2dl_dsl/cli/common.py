@@ -64,10 +64,13 @@ def read_net_weights(net, path: str | None) -> dict | None:
     if not path:
         return None
     from ..lowering.export import parameter_shapes
-    from ..lowering.weights import nonfinite_warning, read_weights
+    from ..lowering.weights import STEP_COUNTER, drop_step_counters, nonfinite_warning, read_weights
 
     expected = parameter_shapes(net)
-    weights = read_weights(path, expected)
+    weights, dropped = drop_step_counters(read_weights(path, expected), expected)
+    if dropped:
+        print(f"weights from {path}: {len(dropped)} {STEP_COUNTER} entries ignored "
+              "(PyTorch's batch-norm step counts; nothing here uses them)", file=sys.stderr)
     print_warnings(nonfinite_warning(weights, expected, path))
     return weights
 

@@ -103,6 +103,20 @@ def _is_number(array: np.ndarray) -> bool:
     return np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
 
 
+STEP_COUNTER = "num_batches_tracked"  # PyTorch's count of a batch norm's training steps
+
+
+def drop_step_counters(given: dict[str, np.ndarray], expected: Mapping[str, tuple[int, ...]]
+                       ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """`given` without the `<layer>.num_batches_tracked` entries of the
+    network's batch norms, and their names. PyTorch counts training steps in
+    them and uses the count only for `momentum=None`; nothing here reads
+    them, so a torchvision `state_dict` loads as it is saved."""
+    dropped = [n for n in given if n.endswith("." + STEP_COUNTER)
+               and n[: -len(STEP_COUNTER)] + "running_mean" in expected]
+    return {n: a for n, a in given.items() if n not in dropped}, dropped
+
+
 def match_weights(given: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], source: str,
                   strict: bool = True) -> dict[str, np.ndarray]:
     """The arrays of `given` that the network expects, as float32.
