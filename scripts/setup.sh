@@ -4,7 +4,8 @@
 # PEP 668: "externally-managed-environment"):
 #   scripts/setup.sh          .venv with the package (editable) and its runtime
 #                             dependencies; Graphviz's `dot`
-#   scripts/setup.sh --test   also pytest and the PyTorch CPU build the reference tests use
+#   scripts/setup.sh --test   also pytest and the PyTorch CPU build the reference tests use,
+#                             and torchvision's model definitions
 # Then `. .venv/bin/activate` puts i2dl-compile, i2dl-run and i2dl-train on PATH.
 # PYTHON=python3.12 scripts/setup.sh picks the interpreter the environment is made from.
 set -euo pipefail
@@ -72,4 +73,7 @@ make_venv
 install_dot
 if [ "${1:-}" = "--test" ]; then
     "${PIP[@]}" -e '.[test]' "torch==2.13.0"
+    # torchvision's model definitions are the zoo's oracle; without its
+    # dependencies, which would replace the CPU torch build (tests/torchvision_oracle.py)
+    "${PIP[@]}" --no-deps "torchvision==0.28.0"
 fi

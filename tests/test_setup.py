@@ -95,6 +95,7 @@ def test_setup_installs_debian_venv_when_missing_then_installs_into_the_environm
     installs = [line for line in log if line.startswith("venv-python -m pip install")]
     assert installs[0].endswith(" -e .")
     assert installs[1].endswith(" -e .[test] torch==2.13.0")
+    assert installs[2].endswith(" --no-deps torchvision==0.28.0")
     assert not any("pip install" in line for line in log if line.startswith("python3 "))  # never the system's
 
 

@@ -1,0 +1,74 @@
+"""The zoo files named after torchvision's builders against torchvision itself
+(tests/torchvision_oracle.py): every state_dict name and shape, the
+parameter total, the multiply-adds, and the exported ONNX model's output
+with torchvision's randomly initialised weights loaded by `--weights`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torchvision_oracle import build, macs, tensors
+
+from i2dl_dsl.checker import CheckedNetwork, check
+from i2dl_dsl.cli.compile import main as compile_main
+from i2dl_dsl.runtime import create_session
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+# Every zoo file named after a torchvision builder.
+TORCHVISION_ZOO = ("resnet18", "resnet50", "googlenet")
+# Those whose export and run take more than some seconds: 100 M parameters
+# or more, or more than 4 G multiply-adds.
+SLOW: set[str] = set()
+
+
+@lru_cache(maxsize=None)
+def compiled(model: str) -> CheckedNetwork:
+    return check(MODELS / f"{model}.net")
+
+
+def ours(net: CheckedNetwork) -> dict[str, tuple[int, ...]]:
+    a = net.analysis
+    return {f"{node}.{suffix}": tuple(shape) for table in (a.params, a.buffers)
+            for node, named in table.items() for suffix, shape in named.items()}
+
+
+@pytest.mark.parametrize("model", TORCHVISION_ZOO)
+def test_state_dict_names_shapes_and_parameter_total(model):
+    theirs = build(model, device="meta")
+    net = compiled(model)
+    assert ours(net) == tensors(theirs)
+    assert net.analysis.total_params == sum(p.numel() for p in theirs.parameters())
+
+
+@pytest.mark.parametrize("model", TORCHVISION_ZOO)
+def test_multiply_adds_equal_torchs_count(model):
+    net = compiled(model)
+    assert net.analysis.total_macs == macs(build(model, device="meta"), net.analysis.shapes[net.input])
+
+
+def _slow(models):
+    return [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in models]
+
+
+@pytest.mark.parametrize("model", _slow(TORCHVISION_ZOO))
+def test_onnx_output_equals_torchvision_with_its_weights(model, tmp_path, capsys):
+    import torch
+
+    theirs = build(model, seed=0)
+    np.savez(tmp_path / "state_dict.npz", **{n: t.numpy() for n, t in theirs.state_dict().items()})
+    onnx_path = tmp_path / f"{model}.onnx"
+    code = compile_main([model, "--onnx", str(onnx_path), "--weights", str(tmp_path / "state_dict.npz")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.count("num_batches_tracked entries ignored") == 1
+    net = compiled(model)
+    x = np.random.default_rng(0).normal(size=(1, *net.analysis.shapes[net.input])).astype(np.float32)
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(x)).numpy()
+    got = create_session(str(onnx_path), "cpu").run({net.input: x})[0]
+    # 1e-5 relative to the output's scale: float32 sums in another order differ in the last bits.
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
