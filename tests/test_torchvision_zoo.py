@@ -19,7 +19,7 @@ from i2dl_dsl.runtime import create_session
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 # Every zoo file named after a torchvision builder.
-TORCHVISION_ZOO = ("resnet18", "resnet50", "googlenet", "densenet121", "squeezenet1_0", "resnext50_32x4d", "wide_resnet50_2", "vgg19_bn", "mnasnet1_0")
+TORCHVISION_ZOO = ("resnet18", "resnet50", "googlenet", "densenet121", "squeezenet1_0", "resnext50_32x4d", "wide_resnet50_2", "vgg19_bn", "mnasnet1_0", "inception_v3")
 # Those whose export and run take more than some seconds: 100 M parameters
 # or more, or more than 4 G multiply-adds.
 SLOW: set[str] = set()
