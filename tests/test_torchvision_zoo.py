@@ -86,3 +86,41 @@ def test_onnx_output_equals_torchvision_with_its_weights(model, tmp_path, capsys
     got = create_session(str(onnx_path), "cpu").run({net.input: x})[0]
     # 1e-5 relative to the output's scale: float32 sums in another order differ in the last bits.
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
+# ----------------------------------------------------------------- the tables that quote them
+
+ROOT = MODELS.parent
+
+
+def _rows(doc: Path, heading: str) -> dict[str, list[str]]:
+    """The cells of the table whose header starts with `heading`, by the model its first cell names."""
+    rows: dict[str, list[str]] = {}
+    inside = False
+    for line in doc.read_text(encoding="utf-8").splitlines():
+        if line.startswith(heading):
+            inside = True
+        elif inside and line.startswith("| `"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0].strip("`").removesuffix(".net")] = cells
+        elif inside and not line.startswith("|"):
+            break
+    return rows
+
+
+def test_models_readme_quotes_the_compilers_figures():
+    rows = _rows(MODELS / "README.md", "| file | network | input | parameters | MACs |")
+    assert sorted(rows) == sorted(TORCHVISION_ZOO)
+    for model, cells in rows.items():
+        a = compiled(model).analysis
+        assert cells[2:] == [f"`{list(a.shapes[compiled(model).input])}`", f"{a.total_params:,}",
+                             f"{a.total_macs:,}"], model
+
+
+def test_readme_quotes_the_compilers_figures():
+    rows = _rows(ROOT / "README.md", "| model | input | parameters | MACs |")
+    assert sorted(rows) == sorted(TORCHVISION_ZOO)
+    for model, cells in rows.items():
+        a = compiled(model).analysis
+        assert cells[1:] == [f"`{list(a.shapes[compiled(model).input])}`", f"{a.total_params:,}",
+                             f"{a.total_macs / 1e9:.3f} G"], model
