@@ -79,7 +79,7 @@ def plan_for(quick: bool) -> Plan:
                 compare_gradients=("digits_cnn", "resnet_small", "lstm_classifier", "resnet18", "resnet50") + newest,
                 infer_speed=("resnet18", "resnet50") + newest, infer_batches=(1, 64, 256),
                 train_speed=("resnet_small", "resnet50", "lstm_classifier"), train_batches=(64, 256),
-                compile=("resnet18", "resnet50"))
+                compile=("resnet50",), rounds=4)
 
 
 # ------------------------------------------------------------------ speed
