@@ -10,7 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
-from onnx.reference.ops import op_conv_transpose, op_max_pool
+from onnx.reference.op_run import OpRun
+from onnx.reference.ops import op_conv_transpose, op_erf, op_max_pool
 
 from i2dl_dsl.autodiff import RULES, MissingGradient, add_gradients
 
@@ -67,8 +68,30 @@ class MaxPool(op_max_pool.MaxPool):
         return tuple(session.run(None, {"x": x}))
 
 
+class Erf(op_erf.Erf):
+    """The reference Erf (onnx 1.23) rounds every value to float32."""
+
+    def _run(self, x):
+        import math
+
+        return (np.vectorize(math.erf, otypes=[x.dtype])(x),)
+
+
+class Gelu(OpRun):
+    """The reference Gelu (onnx 1.23) expands to its function body, whose Erf rounds to float32."""
+
+    op_domain = ""
+
+    def _run(self, x, approximate="none"):
+        import math
+
+        if approximate == "tanh":
+            return (0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),)
+        return (0.5 * x * (1 + np.vectorize(math.erf, otypes=[x.dtype])(x / math.sqrt(2))),)
+
+
 def evaluator(model: onnx.ModelProto) -> ReferenceEvaluator:
-    return ReferenceEvaluator(model, new_ops=[ConvTranspose, MaxPool])
+    return ReferenceEvaluator(model, new_ops=[ConvTranspose, MaxPool, Erf, Gelu])
 
 
 rng = np.random.default_rng(0)
@@ -96,6 +119,12 @@ CASES = [
     c("Abs", r(2, 3)), c("Exp", r(2, 3)), c("Log", pos(2, 3)), c("Sqrt", pos(2, 3)),
     c("Reciprocal", pos(2, 3)), c("Relu", r(2, 3, 4)), c("LeakyRelu", r(2, 3), alpha=0.2),
     c("Sigmoid", r(2, 3)), c("Tanh", r(2, 3)), c("Softplus", r(2, 3)),
+    c("HardSigmoid", r(2, 3, 4) * 3, alpha=1 / 6, beta=0.5, id="torch"), c("HardSigmoid", r(2, 3) * 2, id="default"),
+    c("HardSwish", r(3, 4, 4) * 3), c("Elu", r(2, 3, 4), alpha=0.7), c("Erf", r(2, 3)),
+    c("Gelu", r(2, 3, 4) * 2, id="exact"), c("Gelu", r(2, 3, 4) * 2, approximate="tanh", id="tanh"),
+    c("LayerNormalization", r(2, 3, 4), pos(4), r(4), epsilon=1e-3, id="last-axis"),
+    c("LayerNormalization", r(2, 3, 4), r(3, 4), r(3, 4), axis=1, id="axis-1"),
+    c("LayerNormalization", r(2, 3, 4), r(1), axis=-2, id="broadcast-scale-no-bias"),
     c("Clip", r(3, 4), np.array(-0.5), np.array(0.6), id="min-max"),
     c("Clip", r(3, 4), None, Const(np.array(0.3)), id="max-only"), c("Clip", r(3, 4), id="no-bounds"),
     c("Add", r(2, 3, 4), r(4), id="bcast-last"), c("Add", r(2, 3, 4), r(3, 1), id="bcast-inner"),

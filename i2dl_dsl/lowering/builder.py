@@ -29,6 +29,7 @@ class LoweringGraph(Graph):
 
     init_param: Callable[[str, str, tuple[int, ...]], np.ndarray]
     training: bool = False
+    opset: int = 21  # the model's opset: a lowering may use an op only from the opset that has it
     value_infos: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
     # Training mode only: new values of buffers (batch-norm running
     # statistics), and per-step random inputs (dropout masks) as their layers
@@ -55,6 +56,7 @@ class LayerBuilder(Builder):
         self.input_shapes = input_shapes
         self.output_shape = output_shape
         self.training = graph.training
+        self.opset = graph.opset
 
     def param(self, suffix: str) -> str:
         """The initializer `<layer>.<suffix>` (a parameter or buffer the layer

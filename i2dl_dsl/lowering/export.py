@@ -89,7 +89,7 @@ def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict
         name = f"{layer}.{suffix}"
         return given[name] if name in given else scheme(layer, suffix, shape)
 
-    builder = LoweringGraph(init_param, training)
+    builder = LoweringGraph(init_param, training, opset=opset)
     tensors = _lower_layers(net, builder)
     return builder, tensors[net.output]
 
