@@ -19,6 +19,13 @@ def fresh(base: str, taken: set[str]) -> str:
     return name
 
 
+def tensor_name(layer: str, suffix: str) -> str:
+    """A layer's parameter or buffer as the state_dict names it: `<layer>.<suffix>`,
+    or the layer's own name for the empty suffix (a layer that is one tensor,
+    such as ConvNeXt's `layer_scale`)."""
+    return f"{layer}.{suffix}" if suffix else layer
+
+
 def within(name: str, prefix: str) -> bool:
     """`layer2.0.conv1` is within `layer2` and `layer2.0`, not within `layer`."""
     return name == prefix or name.startswith(prefix + ".")

@@ -131,6 +131,7 @@ class Softmax(_Activation):
 @register
 class ReLU6(_Activation):
     kind = "relu6"
+    prefix = "relu6_"  # relu6_1, not relu61
     doc = "min(max(0, x), 6) (MobileNetV2)"
 
     def lower(self, g, inputs):
