@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference  # noqa: E40
 
 from i2dl_dsl.checker import check  # noqa: E402
 from i2dl_dsl.elaborate import layer_node  # noqa: E402
+from i2dl_dsl.names import layer_output  # noqa: E402
 from i2dl_dsl.lowering.export import DEFAULT_OPSET, parameter_shapes, to_onnx  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
 from helpers import random_weights  # noqa: E402
@@ -374,13 +375,12 @@ def test_onnx_shape_inference_gives_the_checker_shapes(tmp_path, case):
     net, model = export(tmp_path, case)
     inferred = shape_inference.infer_shapes(without_value_info(model), strict_mode=True)
     found = {v.name: v.type.tensor_type for v in (*inferred.graph.value_info, *inferred.graph.output)}
-    # A layer that is one tensor (scale) names its parameter; its output is <layer>/out.
-    initializers = {t.name for t in model.graph.initializer}
-    found.update({n.removesuffix("/out"): t for n, t in found.items() if n.removesuffix("/out") in initializers})
-    got = {n: [d.dim_param or d.dim_value for d in found[n].shape.dim] if n in found else None
-           for n in net.analysis.order if n != net.input}
+    initializers = {t.name for t in model.graph.initializer}  # a scale layer's output is <layer>/out
+    tensors = {n: layer_output(n, initializers) for n in net.analysis.order if n != net.input}
+    got = {n: [d.dim_param or d.dim_value for d in found[t].shape.dim] if t in found else None
+           for n, t in tensors.items()}
     assert got == {n: ["N", *net.analysis.shapes[n]] for n in got}
-    assert {found[n].elem_type for n in got} == {TensorProto.FLOAT}
+    assert {found[t].elem_type for t in tensors.values()} == {TensorProto.FLOAT}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

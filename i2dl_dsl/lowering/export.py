@@ -19,7 +19,7 @@ from ..checker import CheckedNetwork
 from ..diagnostics import Span, UserError
 from ..elaborate import layer_node
 from ..files import temporary_beside
-from ..names import tensor_name
+from ..names import layer_output, tensor_name
 from ..reading import require_memory
 from .builder import BATCH, LayerBuilder, LoweringGraph
 from .graph import rename
@@ -119,8 +119,8 @@ def _name_output(view: LayerBuilder, first: int, out: str) -> str:
     """Give the layer's output tensor the layer's own name: rename what its
     nodes (from index `first`) made, or copy an input it passed through. A
     layer that is one tensor (`scale`) has given its name to its parameter,
-    the state_dict's name; its output is then `<layer>/out`."""
-    name = view.name if view.name not in view.graph.initializers else view.graph.fresh(f"{view.name}/out")
+    the state_dict's name; its output is then `<layer>/out` (names.layer_output)."""
+    name = layer_output(view.name, view.graph.initializers)
     view.graph.names.add(name)
     if not rename(view.graph.nodes[first:], out, name):
         view.op("Identity", [out], output_names=[name])
