@@ -33,3 +33,9 @@ def test_trains_on_the_digits_well_above_chance(tmp_path):
     print(f"\nconvnext_digits, 4 epochs: test accuracy {result['test_acc']:.4f} on {result['test_samples']} "
           f"samples in {time.perf_counter() - start:.1f} s")
     assert result["test_acc"] >= 0.8  # ten classes: chance is 0.1
+
+
+def test_zoo_table_gives_its_parameter_count():
+    table = (MODEL.parent / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in table.splitlines() if line.startswith("| `convnext_digits.net` |"))
+    assert row.rstrip(" |").rsplit("|", 1)[-1].strip() == f"{check(MODEL).analysis.total_params:,}"
