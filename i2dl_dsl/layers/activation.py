@@ -17,6 +17,8 @@ All with PyTorch's defaults.
 
 from __future__ import annotations
 
+import math
+
 from ..diagnostics import UserError
 from .base import Bool, Choice, Float, Int, Layer, P, Shape, fmt_shape, register
 from .declarations import constant
@@ -192,8 +194,6 @@ def _gelu_erf(g, x: str) -> str:
 
 def _gelu_tanh(g, x: str) -> str:
     """½x(1 + tanh(√(2/π)(x + 0.044715x³))), for opsets before Gelu."""
-    import math
-
     cube = g.op("Mul", [g.op("Mul", [x, x]), x])
     inner = g.op("Add", [x, g.op("Mul", [cube, g.const(0.044715, dtype="float32", hint="cubic")])])
     t = g.op("Tanh", [g.op("Mul", [inner, g.const(math.sqrt(2 / math.pi), dtype="float32", hint="sqrt_2_pi")])])

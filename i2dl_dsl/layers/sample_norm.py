@@ -78,8 +78,10 @@ class GroupNorm(_SampleNorm):
 
     def lower(self, g, inputs):
         # Each group as one row: [N, G, C/G·H·W], normalised over the row by
-        # LayerNormalization (which has a gradient rule and a CUDA kernel,
-        # where GroupNormalization-21 has neither here), then γ and β per channel.
+        # LayerNormalization, then γ and β per channel. GroupNormalization-21
+        # is 2× faster forward on onnxruntime's CPU (0.60 against 1.28 ms for
+        # [32, 64, 16, 16] in 8 groups, one thread) but has no CUDA kernel and
+        # no gradient rule here, and opsets 18-20 lack it.
         shape = g.input_shapes[0]
         rows = g.op("Reshape", [inputs[0], g.const([0, self.a.groups, -1], hint="groups")])
         one = g.const([1.0], dtype="float32", hint="one")
