@@ -8,7 +8,9 @@ layernorm:  y = γ (x - μ)/√(σ² + ε) + β, μ and σ² over the features o
 groupnorm:  the C channels in `groups` groups of C/groups; μ and σ² per sample
             and group, over its channels and positions (PyTorch GroupNorm);
             γ, β per channel: params 2C.
-Like batch norm, 0 MACs (the table counts products of weights and inputs).
+Like batch norm, 0 MACs (the table counts products of weights and inputs),
+and the input's receptive field: group norm's statistics see the whole map,
+but, as for batch norm's, they are not counted as what a unit sees.
 """
 
 from __future__ import annotations
