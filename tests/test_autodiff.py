@@ -172,6 +172,9 @@ CASES = [
     c("Conv", r(2, 2, 7, 7), r(3, 2, 3, 3), dilations=[2, 2], pads=[1, 1, 1, 1], id="dilation"),
     c("Conv", r(2, 4, 5, 5), r(6, 2, 3, 3), r(6), group=2, pads=[1, 1, 1, 1], id="groups"),
     c("Conv", r(1, 3, 6, 6), r(3, 1, 3, 3), group=3, strides=[2, 2], dilations=[2, 1], id="depthwise"),
+    c("Conv", r(2, 4, 6, 6), r(4, 1, 3, 3), r(4), group=4, pads=[1, 1, 1, 1], id="depthwise-batch-padded"),
+    c("Conv", r(2, 3, 7, 7), r(3, 1, 3, 2), group=3, strides=[2, 1], pads=[0, 1, 1, 0], id="depthwise-strided"),
+    c("Conv", r(2, 2, 9), r(2, 1, 3), group=2, dilations=[2], id="depthwise-1d"),
     c("Conv", r(1, 2, 7, 6), r(2, 2, 3, 3), auto_pad="SAME_UPPER", strides=[2, 2], id="same-upper"),
     c("Conv", r(2, 2, 9), r(3, 2, 4), strides=[2], pads=[1, 2], id="1d"),
     # stride 1 on maps of 8×8 and more: dx is a Conv with the flipped kernel (rules_conv._input_grad_as_conv)
