@@ -80,6 +80,9 @@ EXAMPLES: dict[str, Example] = {
     "add": Example(IMAGE, "a = x -> conv(2, k=1)\n    b = a -> conv(2, k=3, p=1)\n"
                           "    c = add(a, b)\n    add(a, b, c) -> conv(2, k=1)"),
     "concat": Example(IMAGE, "a = x -> conv(2, k=1)\n    b = x -> conv(3, k=3, p=1)\n    concat(a, b) -> conv(2, k=1)"),
+    # a per-channel gate broadcast over the map, and a sum broadcast the same way
+    "mul": Example(IMAGE, "a = x -> conv(2, k=1)\n    s = a -> global_avgpool -> conv(2, k=1) -> sigmoid\n"
+                          "    b = mul(a, s)\n    add(b, s) -> mul(a) -> conv(2, k=1)"),
 }
 
 
