@@ -103,6 +103,8 @@ class Expander:
 
     def _numbered_copies(self, rep: ast.Repeat, scope: Scope, current: str | None, label: str,
                          position: int) -> tuple[str | None, int]:
+        if rep.call.name not in REGISTRY and rep.call.name not in self.program.blocks:
+            self._unknown(rep.call, scope, first=False)  # even when repeated 0 times
         for _ in range(self._repeat_count(rep, scope)):
             current = self.call(rep.call, scope, current, f"{label}.{position}", first=False)
             position += 1
@@ -203,16 +205,19 @@ class Expander:
         except UserError as exc:
             self.reporter.report(exc.diagnostic(rep.span))
             raise Skip() from None
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             shown = f"'{count}'" if isinstance(count, str) else count
-            self.reporter.fail(f"a repetition count is a positive integer, got {shown}", rep.count.span,
-                               "leave the '* n' out to use the layer once" if count == 0 else "")
+            self.reporter.fail(f"a repetition count is an integer ≥ 0, got {shown}", rep.count.span)
         if count > MAX_LAYERS:
             self.reporter.fail(f"repeating {count:,} times makes more than {MAX_LAYERS:,} layers", rep.count.span)
         return count
 
     def repeat(self, rep: ast.Repeat, scope: Scope, current: str | None, local: str | None) -> str | None:
         count = self._repeat_count(rep, scope)
+        if count == 0:  # `* 0` is the identity: no layers, no name taken
+            if rep.call.name not in REGISTRY and rep.call.name not in self.program.blocks:
+                self._unknown(rep.call, scope, first=False)
+            return current
         local = local or scope.auto(rep.call.name)
         scope.taken.setdefault(local, rep.span)
         self.builder.group(scope.child(local).prefix, f"{rep.call.name} ×{count}")
