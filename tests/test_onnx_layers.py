@@ -295,6 +295,17 @@ CASES = [
          lambda x, p: x * linear("fc1")(torch.flatten(x, 1), p)[:, None, :] * x),
     Case("add-three-broadcast", IMAGE, "a = x -> global_avgpool\nb = x -> conv(1, k=1)\nadd(x, a, b)",
          lambda x, p: x + F.adaptive_avg_pool2d(x, 1) + conv("conv1")(x, p)),
+    # pieces and crops
+    Case("chunk-image", IMAGE, "a, b = x -> chunk(2)\nconcat(b, a)",
+         lambda x, p: torch.cat(torch.chunk(x, 2, dim=1)[::-1], dim=1)),
+    Case("chunk-sequence", SEQ, "a, b, c = x -> chunk(3)\nadd(a, c) -> mul(b)",
+         lambda x, p: (lambda a, b, c: (a + c) * b)(*torch.chunk(x, 3, dim=2))),
+    Case("split-vector", VEC, "a, b = x -> split([5, 7])\nb -> fc(5) -> add(a)",
+         lambda x, p: linear("fc1")(torch.split(x, [5, 7], dim=1)[1], p) + x[:, :5]),
+    Case("crop-even", IMAGE, "u = x -> conv(2, k=5)\ncrop(x, like=u)", lambda x, p: x[:, :, 2:6, 2:6]),
+    # an odd surplus: the extra row and column are cut at the end
+    Case("crop-odd", ODD, "u = x -> conv(2, k=[2, 4])\nx -> relu -> crop(like=u)",
+         lambda x, p: F.relu(x)[:, :, 0:6, 1:5]),
 ]
 
 

@@ -11,6 +11,7 @@ from ..diagnostics import Diagnostic, Span, UserError, did_you_mean
 from ..layers import REGISTRY
 from ..layers.base import REQUIRED, P
 from ..layers.merge import merge_calls
+from ..layers.pieces import gives_pieces
 from ..loader import Program
 from ..syntax import ast
 from ..values import evaluate, expr_text, match, signature_text
@@ -18,6 +19,7 @@ from .build import LayerGraphBuilder
 from .inputs import NetworkInput
 from .report import Reporter, Skip
 from .scope import BLOCK_INPUT, Scope, word_span
+from .tensor_params import tensor_params
 
 MAX_LAYERS = 50_000  # beyond this, a repetition count is surely a mistake (and checking gets slow)
 MAX_NESTING = 100  # blocks inside blocks; deeper is surely a mistake
@@ -38,10 +40,20 @@ class Expander:
     # ------------------------------------------------------------- statements
     def body(self, stmts: Sequence[Any], scope: Scope, current: str | None, top_level: bool = False) -> str | None:
         """The output node of a body's last statement."""
+        pieces: ast.PiecesStmt | None = None  # the statement before, when it gave named pieces
         for stmt in stmts:
             if isinstance(stmt, ast.InputStmt):
                 current = self.input.statement(stmt, scope, top_level)
                 continue
+            if isinstance(stmt, ast.PiecesStmt):
+                current, pieces = self.pieces(stmt, scope, current), stmt
+                continue
+            if pieces is not None and not self._starts_alone(stmt.chain, scope):
+                self.diags.error("this chain has no tensor to start from: the statement before gives the pieces "
+                                 + ", ".join(pieces.targets), stmt.chain.elements[0].span,
+                                 f"start it from one of them: {pieces.targets[0]} -> ...")
+                current = None
+            pieces = None
             try:
                 label_span = word_span(stmt.span, stmt.label) if stmt.label else None
                 current = self.chain(stmt.chain, scope, current, stmt.label, label_span)
@@ -50,6 +62,32 @@ class Expander:
             if stmt.target is not None:
                 self.name_tensor(stmt, scope, current)
         return current
+
+    def pieces(self, stmt: ast.PiecesStmt, scope: Scope, current: str | None) -> None:
+        """`a, b = x -> chunk(2)`: the chain up to its last layer, which gives
+        the named pieces. The statement leaves no current tensor."""
+        *head, last = stmt.chain.elements
+        nodes: list[str | None] = [None] * len(stmt.targets)
+        try:
+            if not (isinstance(last, ast.Call) and last.name in REGISTRY and gives_pieces(REGISTRY[last.name])):
+                self.reporter.fail(f"{', '.join(stmt.targets)} = ... names several tensors, so the chain must end "
+                                   "in a layer that gives several", last.span,
+                                   "end it in chunk(n) (equal pieces) or split([sizes])")
+            if head:
+                current = self.chain(replace(stmt.chain, elements=tuple(head)), scope, current, None)
+            nodes = self.builder.pieces(last, scope, current, stmt)  # type: ignore[arg-type]
+        except Skip:
+            pass
+        for target, span, node in zip(stmt.targets, stmt.target_spans, nodes):
+            self.name_tensor(ast.ChainStmt(stmt.chain, None, target, span), scope, node)
+        return None
+
+    def _starts_alone(self, chain: ast.Chain, scope: Scope) -> bool:
+        """Whether a chain reads no tensor from the statement before: it
+        starts from a named tensor, or with a merge naming all it reads."""
+        first = chain.elements[0]
+        return self._is_tensor_ref(first, scope) or (
+            isinstance(first, ast.Call) and first.name in REGISTRY and REGISTRY[first.name].inputs is None)
 
     def name_tensor(self, stmt: ast.ChainStmt, scope: Scope, node: str | None) -> None:
         name = stmt.target
@@ -134,10 +172,24 @@ class Expander:
             self.reporter.fail(f"tensor '{call.name}' can only start a chain", call.span,
                                f"to join it to this chain use {merge_calls(call.name)}")
         if call.name in REGISTRY:
-            return self.builder.layer(call, scope, current, local, first)
+            return self.builder.layer(call, scope, current, local, first, self._chain_arguments(call, scope))
         if call.name in self.program.blocks:
             return self.block(call, scope, current, local)
         self._unknown(call, scope, first)
+
+    def _chain_arguments(self, call: ast.Call, scope: Scope) -> dict[int, str | None]:
+        """The output nodes of the chains among a merge's arguments
+        (`concat(in -> upconv(c, k=2, s=2), skip)`), by id of the argument;
+        each chain starts from a named tensor."""
+        chains: dict[int, str | None] = {}
+        for arg in call.args:
+            if not isinstance(arg.value, ast.Chain) or REGISTRY[call.name].inputs is not None:
+                continue  # a chain given to another layer is refused when its arguments are bound
+            if not self._is_tensor_ref(arg.value.elements[0], scope):
+                self.reporter.fail(f"a chain inside {call.name}(...) starts from a named tensor", arg.span,
+                                   f"e.g. {call.name}(in -> conv(...), t)")
+            chains[id(arg)] = self.chain(arg.value, scope, None, None)
+        return chains
 
     def _unknown(self, call: ast.Call, scope: Scope, first: bool) -> NoReturn:
         name = call.name
@@ -161,12 +213,14 @@ class Expander:
             self.reporter.fail(f"block '{call.name}' uses itself: {cycle}", call.span, "blocks cannot be recursive")
         if len(self.block_stack) >= MAX_NESTING:
             self.reporter.fail(f"blocks are nested more than {MAX_NESTING} deep here", call.span)
-        env = self.bind_block(block, call, scope)
+        env, tensors = self.bind_block(block, call, scope)
         local = local or scope.auto(call.name)
         if local not in scope.taken:
             scope.taken[local] = call.span
         inner = scope.child(local, env)
         inner.tensors[BLOCK_INPUT] = current
+        for name, (node, span) in tensors.items():
+            inner.tensors[name], inner.tensor_spans[name] = node, span
         self.builder.group(inner.prefix, call.name)
         self.block_stack.append(call.name)
         try:
@@ -175,16 +229,29 @@ class Expander:
         finally:
             self.block_stack.pop()
 
-    def bind_block(self, block: ast.BlockDef, call: ast.Call, scope: Scope) -> dict[str, Any]:
-        """The block body's parameters: the call's arguments, then defaults."""
+    def bind_block(self, block: ast.BlockDef, call: ast.Call, scope: Scope
+                   ) -> tuple[dict[str, Any], dict[str, tuple[str | None, Span]]]:
+        """The block body's parameters: the call's arguments, then defaults;
+        numbers (and words) in the first dict, tensors (node, argument span)
+        in the second."""
         what = f"block '{block.name}'"
         signature = [P(p.name, None, REQUIRED if p.default is None else expr_text(p.default))  # type: ignore[arg-type]
                      for p in block.params]
+        uses = tensor_params(block, self.program.blocks)
         try:
-            values, _, _ = match(what, signature, call.args, scope.env)
+            values, spans, exprs = match(what, signature, call.args, scope.env)
             env: dict[str, Any] = {}
+            tensors: dict[str, tuple[str | None, Span]] = {}
             for param in block.params:
-                if param.name in values:
+                given = param.name in values
+                if param.name in uses:
+                    if not given:
+                        raise UserError(f"{what} needs the tensor argument '{param.name}'",
+                                        f"the signature is {block.name}({signature_text(signature)})")
+                    tensors[param.name] = (self._tensor_argument(block, param.name, uses[param.name],
+                                                                 exprs[param.name], scope), spans[param.name])
+                elif given:
+                    self._number_argument(block, param.name, exprs[param.name], scope)
                     env[param.name] = values[param.name]
                 elif param.default is not None:
                     env[param.name] = evaluate(param.default, env)
@@ -196,7 +263,27 @@ class Expander:
             diagnostic = exc.diagnostic(call.span)
             self.reporter.report(replace(diagnostic, notes=(*diagnostic.notes, note)))
             raise Skip() from None
-        return env
+        return env, tensors
+
+    def _tensor_argument(self, block: ast.BlockDef, param: str, used: Span, expr: ast.Expr,
+                         scope: Scope) -> str | None:
+        """The node passed to a tensor parameter, or a UserError at the argument."""
+        if isinstance(expr, ast.Name) and expr.id in scope.tensors and expr.id not in scope.env:
+            return scope.tensors[expr.id]
+        shown = f"'{expr.id}'" if isinstance(expr, ast.Name) else expr_text(expr, scope.env)
+        what = "no tensor here" if isinstance(expr, ast.Name) and expr.id not in scope.env else "not a tensor"
+        hint = did_you_mean(expr.id, scope.tensors) if isinstance(expr, ast.Name) else ""
+        raise UserError(f"block '{block.name}' takes a tensor for '{param}' (its body reads it as one at line "
+                        f"{used.line}), but {shown} is {what}",
+                        hint or "pass a named tensor: t = ... -> ..., then " + f"{block.name}(..., t)",
+                        span=getattr(expr, "span", None))
+
+    def _number_argument(self, block: ast.BlockDef, param: str, expr: ast.Expr, scope: Scope) -> None:
+        """A UserError at the argument when a tensor is passed for a number."""
+        if isinstance(expr, ast.Name) and expr.id in scope.tensors and expr.id not in scope.env:
+            raise UserError(f"block '{block.name}' takes a number for '{param}', but '{expr.id}' is a tensor",
+                            f"a parameter takes tensors when the body joins it (add, mul, concat, crop) "
+                            f"or starts a chain from it: {param} -> ...", span=expr.span)
 
     # ------------------------------------------------------------- repetitions
     def _repeat_count(self, rep: ast.Repeat, scope: Scope) -> int:

@@ -28,6 +28,17 @@ class Merge(Layer):
     inputs = None
     closes: ClassVar[str | None] = None  # the block whose branches this merge joins
     offered: ClassVar[bool] = True  # named in hints that say how to join a tensor to a chain
+    tensor_keywords: ClassVar[tuple[str, ...]] = ()  # keyword arguments that name tensors (crop's `like`)
+
+    @classmethod
+    def sources_error(cls, data: int, named: set[str]) -> tuple[str, str] | None:
+        """(message, hint) when a call gives the wrong tensors: `data` read
+        from the chain and positional arguments, `named` the tensor keywords
+        given; None when they are right."""
+        if data < 2:
+            return (f"{cls.kind} needs at least two tensors, got {data}",
+                    f"e.g. {cls.kind}(a, b), or -> {cls.kind}(b) to join b to this chain")
+        return None
 
     def __init__(self, args: Args, closing: bool = False, has_shortcut: bool = False):
         """`closing`: built for the end of a `closes` block rather than
