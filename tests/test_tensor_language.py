@@ -112,3 +112,143 @@ def test_the_suggested_projection_gives_the_bodys_size(tmp_path, shortcut, body,
     # written as suggested, the residual checks: the closing add has the body's shape
     net = network(tmp_path, f"    residual {{ {body} }} shortcut {{ {expected} }}", input_dims=shortcut)
     assert shape(net, "add1") == shape(net, "conv1")
+
+
+# ----------------------------------------------------------------- blocks that take tensors
+
+UP = ("block up(c, skip) {\n"
+      "    concat(skip, in -> upconv(c, k=2, s=2)) -> conv(c, k=3, p=1) -> relu\n"
+      "}")
+ENCODER = ("    e1 = x -> conv(8, k=3, p=1) -> relu\n"
+           "    e2 = e1 -> maxpool(k=2) -> conv(16, k=3, p=1)\n")
+
+
+def test_a_block_reads_the_tensor_it_is_given(tmp_path):
+    net = network(tmp_path, ENCODER + "    e2 -> up(8, e1)", blocks=UP)
+    assert reads(net, "up1.concat1") == ("relu1", "up1.upconv1")
+    assert reads(net, "up1.upconv1") == ("conv2",) and shape(net, "up1.relu1") == (8, 8, 8)
+
+
+def test_tensor_arguments_may_be_given_by_name_and_passed_on(tmp_path):
+    blocks = UP + "\nblock twice(c, s1, s2) {\n    up(c, skip=s1) -> up(c, s2)\n}"
+    net = network(tmp_path, ENCODER + "    e3 = e2 -> maxpool(k=2)\n    e3 -> twice(8, e2, e1)", blocks=blocks)
+    assert reads(net, "twice1.up1.concat1")[0] == "conv2" and reads(net, "twice1.up2.concat1")[0] == "relu1"
+
+
+def test_a_number_for_a_tensor_parameter_is_an_error_at_the_argument(tmp_path):
+    found = errors(tmp_path, ENCODER + "    e2 -> up(8, 16)", blocks=UP)
+    assert found == ["8:17: block 'up' takes a tensor for 'skip' (its body reads it as one at line 2), but 16 is "
+                     "not a tensor | hint: pass a named tensor: t = ... -> ..., then up(..., t)"]
+
+
+def test_an_unknown_name_for_a_tensor_parameter_suggests_a_tensor(tmp_path):
+    found = errors(tmp_path, ENCODER + "    e2 -> up(8, e11)", blocks=UP)
+    assert found == ["8:17: block 'up' takes a tensor for 'skip' (its body reads it as one at line 2), but 'e11' "
+                     "is no tensor here | hint: did you mean 'e1'?"]
+
+
+def test_a_tensor_for_a_number_parameter_is_an_error_at_the_argument(tmp_path):
+    found = errors(tmp_path, ENCODER + "    e2 -> up(e1, e1)", blocks=UP)
+    assert found == ["8:14: block 'up' takes a number for 'c', but 'e1' is a tensor | hint: a parameter takes "
+                     "tensors when the body joins it (add, mul, concat, crop) or starts a chain from it: c -> ..."]
+
+
+def test_a_tensor_where_a_layer_takes_a_number_is_named_as_a_tensor(tmp_path):
+    found = errors(tmp_path, "    e = x -> relu\n    conv(e, k=1)")
+    assert found == ["5:10: 'e' is a tensor, but conv's argument 'filters' takes a positive integer | "
+                     "hint: tensors are joined (add, mul, concat) or start chains: e -> ..."]
+
+
+def test_a_chain_is_no_argument_of_a_layer_that_reads_one_tensor(tmp_path):
+    found = errors(tmp_path, "    conv(x -> relu, k=1)")
+    assert found[0].startswith("4:10: a chain is an argument only of the layers that read tensors")
+
+
+# ----------------------------------------------------------------- pieces and crops
+
+
+def test_chunk_names_its_pieces_in_order(tmp_path):
+    net = network(tmp_path, "    a, b = x -> conv(6, k=1) -> chunk(2)\n    concat(b, a)")
+    assert reads(net, "concat1") == ("chunk1.1", "chunk1.0") and shape(net, "chunk1.0") == (3, 8, 8)
+
+
+def test_split_sizes_must_add_up_to_the_channels(tmp_path):
+    found = errors(tmp_path, "    a, b = x -> split([1, 2])\n    concat(a, b)")
+    assert found == ["4:17: split 'split1.0' sizes 1 + 2 = 3, but the input has 4 channels | "
+                     "hint: the sizes must add up to 4"]
+
+
+def test_chunk_into_unequal_pieces_is_an_error(tmp_path):
+    found = errors(tmp_path, "    a, b, c = x -> chunk(3)\n    concat(a, b, c)")
+    assert found == ["4:20: chunk 'chunk1.0' cannot cut 4 channels into 3 equal pieces (4/3 is not whole) | "
+                     "hint: split([...]) takes sizes that add up to 4"]
+
+
+def test_as_many_names_as_pieces(tmp_path):
+    found = errors(tmp_path, "    a, b, c = x -> chunk(2)\n    concat(a, b)")
+    assert found == ["4:5: chunk gives 2 tensors, but 3 names are given (a, b, c) | hint: name each piece once, "
+                     "in order"]
+
+
+def test_pieces_are_named_not_chained(tmp_path):
+    found = errors(tmp_path, "    x -> chunk(2) -> relu")
+    assert found == ["4:10: chunk gives several tensors; name each of them | hint: e.g. a, b = x -> chunk(...), "
+                     "then a and b start chains or are joined"]
+
+
+def test_several_names_need_a_chain_that_gives_several(tmp_path):
+    found = errors(tmp_path, "    a, b = x -> relu\n    concat(a, b)")
+    assert found == ["4:17: a, b = ... names several tensors, so the chain must end in a layer that gives several | "
+                     "hint: end it in chunk(n) (equal pieces) or split([sizes])"]
+
+
+def test_after_pieces_a_chain_starts_from_one(tmp_path):
+    found = errors(tmp_path, "    a, b = x -> chunk(2)\n    relu")
+    assert found == ["5:5: this chain has no tensor to start from: the statement before gives the pieces a, b | "
+                     "hint: start it from one of them: a -> ..."]
+
+
+def test_crop_takes_the_size_of_like(tmp_path):
+    net = network(tmp_path, "    u = x -> conv(2, k=3)\n    c = x -> crop(like=u)\n    crop(x, like=u) -> add(c)")
+    assert shape(net, "crop1") == (4, 6, 6) and reads(net, "crop2") == ("x", "conv1")
+
+
+def test_crop_to_a_larger_size_is_an_error(tmp_path):
+    found = errors(tmp_path, "    u = x -> upsample\n    x -> crop(like=u)")
+    assert found == ["5:10: crop 'crop1' cannot crop 8×8 to 16×16: the size it crops to is larger ([4, 8, 8], like "
+                     "[4, 16, 16]) | hint: crop the larger tensor to the smaller one"]
+
+
+def test_crop_needs_like(tmp_path):
+    found = errors(tmp_path, "    x -> crop")
+    assert found == ["4:10: crop needs like=<tensor>, the tensor whose height and width it crops to | "
+                     "hint: e.g. e1 -> crop(like=u), or crop(e1, like=u)"]
+
+
+# ----------------------------------------------------------------- unknown layers: close, and not misleading
+
+
+@pytest.mark.parametrize("written, hint", [
+    ("rleu", "did you mean 'relu'?"),
+    ("maxpol", "did you mean 'maxpool'?"),
+    ("global_avg_pool", "did you mean 'global_avgpool'?"),
+    ("ReLU", "did you mean 'relu'? (names are lower case)"),
+    ("Conv2d", "did you mean 'conv'? ('Conv2d' elsewhere is 'conv' here)"),
+    ("linear", "did you mean 'fc'? ('linear' elsewhere is 'fc' here)"),
+    ("swish2", None),  # one letter from no layer: nothing is offered
+    ("mish", "'mish' is a function of other frameworks, not a layer of this language; the activation layers here are "),
+])
+def test_an_unknown_layer_is_answered_without_misleading(tmp_path, written, hint):
+    found = errors(tmp_path, f"    conv(4, k=1) -> {written}")
+    message = f"4:21: unknown layer or block '{written}'"
+    if hint is None:
+        assert found == [message]
+    else:
+        assert found[0].startswith(f"{message} | hint: {hint}")
+
+
+def test_a_function_of_other_frameworks_is_not_offered_a_different_one(tmp_path):
+    # gelu and elu are one edit from relu: a suggestion of relu would offer another function
+    for written in ("mish", "selu", "celu", "softsign"):
+        (found,) = errors(tmp_path, f"    {written}")
+        assert "did you mean" not in found and "relu, sigmoid, tanh" in found

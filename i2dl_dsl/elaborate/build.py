@@ -42,7 +42,7 @@ class LayerGraphBuilder:
         if gives_pieces(cls):
             self.reporter.fail(f"{call.name} gives several tensors; name each of them", call.span,
                                f"e.g. a, b = x -> {call.name}(...), then a and b start chains or are joined")
-        args = self._bind(cls, call.args, scope.env, call.span)
+        args = self._bind(cls, call.args, scope.env, call.span, scope)
         if current is None:
             return None
         return self.add(cls(args), scope, local, call.span, (current,))
@@ -97,7 +97,7 @@ class LayerGraphBuilder:
             self.reporter.fail(problem[0], call.span, problem[1])
         sources += [self._tensor(call.name, arg, scope, chains, True)
                     for key in cls.tensor_keywords for arg in named if arg.name == key]
-        args = self._bind(cls, keywords, scope.env, call.span)
+        args = self._bind(cls, keywords, scope.env, call.span, scope)
         if any(s is None for s in sources):
             return None
         return self.add(cls(args), scope, local, call.span, tuple(sources))  # type: ignore[arg-type]
@@ -117,8 +117,27 @@ class LayerGraphBuilder:
                                did_you_mean(name, scope.tensors) or f"name it first: {name} = ... -> ...")
         return scope.tensors[name]
 
-    def _bind(self, cls: type[Layer], args: Sequence[ast.Arg], env: dict[str, Any], span: Span) -> Args:
+    def _bind(self, cls: type[Layer], args: Sequence[ast.Arg], env: dict[str, Any], span: Span,
+              scope: Scope | None = None) -> Args:
         try:
             return bind(cls.kind, cls.signature, args, env, span)
         except UserError as exc:
-            self.reporter.reject(exc, span)
+            self.reporter.reject(_tensor_given(cls, args, env, scope, exc) or exc, span)
+
+
+def _tensor_given(cls: type[Layer], args: Sequence[ast.Arg], env: dict[str, Any], scope: Scope | None,
+                  exc: UserError) -> UserError | None:
+    """The error of a named tensor given where the layer takes a value,
+    said as such (not as an unknown word)."""
+    if scope is None:
+        return None
+    names = [p.name for p in cls.signature]
+    for index, arg in enumerate(args):
+        value = arg.value
+        if arg.span != exc.span or not isinstance(value, ast.Name) or value.id in env or value.id not in scope.tensors:
+            continue
+        param = arg.name or (names[index] if index < len(names) else None)
+        wanted = next((p.type.description for p in cls.signature if p.name == param), "a value")
+        return UserError(f"'{value.id}' is a tensor, but {cls.kind}'s argument '{param}' takes {wanted}",
+                         f"tensors are joined (add, mul, concat) or start chains: {value.id} -> ...", span=arg.span)
+    return None

@@ -20,6 +20,7 @@ from .inputs import NetworkInput
 from .report import Reporter, Skip
 from .scope import BLOCK_INPUT, Scope, word_span
 from .tensor_params import tensor_params
+from .unknown import unknown_hint
 
 MAX_LAYERS = 50_000  # beyond this, a repetition count is surely a mistake (and checking gets slow)
 MAX_NESTING = 100  # blocks inside blocks; deeper is surely a mistake
@@ -193,7 +194,6 @@ class Expander:
 
     def _unknown(self, call: ast.Call, scope: Scope, first: bool) -> NoReturn:
         name = call.name
-        known = [*REGISTRY, *self.program.blocks]
         if name == BLOCK_INPUT and BLOCK_INPUT not in scope.tensors:
             network_input = self.builder.graph.graph.get("input")
             self.reporter.fail(f"'{BLOCK_INPUT}' is the tensor a block starts from; the network has no "
@@ -201,9 +201,9 @@ class Expander:
                                f"the network's input is '{network_input}'" if network_input else "")
         if first and not call.has_parens:
             self.reporter.fail(f"unknown tensor, layer or block '{name}'", call.name_span,
-                               did_you_mean(name, [*scope.tensors, *known])
+                               did_you_mean(name, scope.tensors) or unknown_hint(name, self.program.blocks)
                                or "a tensor is named before it is used: t = ... -> ...")
-        self.reporter.fail(f"unknown layer or block '{name}'", call.name_span, did_you_mean(name, known))
+        self.reporter.fail(f"unknown layer or block '{name}'", call.name_span, unknown_hint(name, self.program.blocks))
 
     # ------------------------------------------------------------- blocks
     def block(self, call: ast.Call, scope: Scope, current: str | None, local: str | None) -> str | None:

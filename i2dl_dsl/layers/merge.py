@@ -185,8 +185,7 @@ class Concat(Merge):
                 raise UserError(f"{where} differ in size: {first[1]}×{first[2]} and {other[1]}×{other[2]} "
                                 f"({fmt_shape(first)} and {fmt_shape(other)})",
                                 "give every branch the same stride and padding (p=same keeps the size)"
-                                if self.closing else
-                                "resize one side first (pooling, upsample or upconv) so that H and W agree")
+                                if self.closing else _size_hint(first, other))
             if len(first) == 2 and other[0] != first[0]:
                 raise UserError(f"needs sequences of equal length, got {fmt_shape(first)} and {fmt_shape(other)}")
         if len(first) == 2:
@@ -195,6 +194,20 @@ class Concat(Merge):
 
     def lower(self, g, inputs):
         return g.op("Concat", inputs, axis=2 if len(g.input_shapes[0]) == 2 else 1)
+
+
+def _size_hint(a: Shape, b: Shape) -> str:
+    """How to make two maps of different sizes joinable: resized where one
+    is a whole multiple of the other, else a centre crop of the larger (as
+    U-Net's skip connections) where one is larger both ways."""
+    resize = "resize one side first (pooling, upsample or upconv) so that H and W agree"
+    big, small = (a, b) if a[1] >= b[1] else (b, a)
+    if big[1] < small[1] or big[2] < small[2]:
+        return resize
+    if big[1] % small[1] == 0 and big[2] % small[2] == 0 and big[1] // small[1] == big[2] // small[2]:
+        return resize
+    return ("crop the larger map to the smaller one's size, as U-Net's skip connections do "
+            "(e1 -> crop(like=u)), or resize one side (pooling, upsample or upconv)")
 
 
 def merge_kinds() -> list[str]:
