@@ -252,3 +252,16 @@ def test_a_function_of_other_frameworks_is_not_offered_a_different_one(tmp_path)
     for written in ("mish", "selu", "celu", "softsign"):
         (found,) = errors(tmp_path, f"    {written}")
         assert "did you mean" not in found and "relu, sigmoid, tanh" in found
+
+
+def test_a_body_does_not_end_in_pieces(tmp_path):
+    found = errors(tmp_path, "    a, b = x -> chunk(2)")
+    assert found == ["4:5: the last statement gives the pieces a, b, but a body ends in one tensor | "
+                     "hint: join them, e.g. concat(a, b)"]
+
+
+def test_a_per_channel_tensor_of_other_channels_is_told_to_match_them(tmp_path):
+    found = errors(tmp_path, "    s = x -> global_avgpool -> conv(3, k=1)\n    add(x, s)")
+    assert found == ["5:5: add 'add1' needs shapes that broadcast, got [4, 8, 8] and [3, 1, 1] (channels 4 and 3 "
+                     "differ, and neither is 1) | hint: a [C, 1, 1] tensor broadcasts over a map of the same C: "
+                     "give it 4 channels, e.g. -> conv(4, k=1)"]

@@ -50,9 +50,9 @@ class Expander:
                 current, pieces = self.pieces(stmt, scope, current), stmt
                 continue
             if pieces is not None and not self._starts_alone(stmt.chain, scope):
-                self.diags.error("this chain has no tensor to start from: the statement before gives the pieces "
-                                 + ", ".join(pieces.targets), stmt.chain.elements[0].span,
-                                 f"start it from one of them: {pieces.targets[0]} -> ...")
+                self._error("this chain has no tensor to start from: the statement before gives the pieces "
+                            + ", ".join(pieces.targets), stmt.chain.elements[0].span,
+                            f"start it from one of them: {pieces.targets[0]} -> ...")
                 current = None
             pieces = None
             try:
@@ -62,7 +62,14 @@ class Expander:
                 current = None
             if stmt.target is not None:
                 self.name_tensor(stmt, scope, current)
+        if pieces is not None:
+            self._error(f"the last statement gives the pieces {', '.join(pieces.targets)}, but a body ends in "
+                        "one tensor", pieces.span, f"join them, e.g. concat({', '.join(pieces.targets)})")
         return current
+
+    def _error(self, message: str, span: Span, *hints: str) -> None:
+        """An error that does not stop the body (once per block, with its instance)."""
+        self.reporter.report(Diagnostic("error", message, span, hints))
 
     def pieces(self, stmt: ast.PiecesStmt, scope: Scope, current: str | None) -> None:
         """`a, b = x -> chunk(2)`: the chain up to its last layer, which gives

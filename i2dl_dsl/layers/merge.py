@@ -148,9 +148,12 @@ class Add(_Elementwise):
             return super()._hint(shortcut, body)
         strides = [_projection_stride(shortcut[i], body[i]) for i in (1, 2)]
         if None in strides:
+            if body[1:] == (1, 1) and self.closing:
+                return ("the body ends at 1×1: to scale or shift each channel, use mul(a, s) or add(a, s) "
+                        "outside a residual block (they broadcast)")
             if body[1:] == (1, 1):
-                return (f"the {'body' if self.closing else 'second tensor'} ends at 1×1: to scale or shift each "
-                        "channel, use mul(a, s) or add(a, s) outside a residual block (they broadcast)")
+                return (f"a [C, 1, 1] tensor broadcasts over a map of the same C: give it {shortcut[0]} channels, "
+                        f"e.g. -> conv({shortcut[0]}, k=1)")
             return ""
         (sh, fh), (sw, fw) = strides  # type: ignore[misc]
         stride = "" if (sh, sw) == (1, 1) else f", s={sh}" if sh == sw else f", s=[{sh}, {sw}]"
