@@ -47,7 +47,8 @@ class Expander:
                 current = self.input.statement(stmt, scope, top_level)
                 continue
             if isinstance(stmt, ast.PiecesStmt):
-                current, pieces = self.pieces(stmt, scope, current), stmt
+                self.pieces(stmt, scope, current)
+                current, pieces = None, stmt  # several tensors: the next chain starts from one of them
                 continue
             if pieces is not None and not self._starts_alone(stmt.chain, scope):
                 self._error("this chain has no tensor to start from: the statement before gives the pieces "
@@ -73,7 +74,7 @@ class Expander:
 
     def pieces(self, stmt: ast.PiecesStmt, scope: Scope, current: str | None) -> None:
         """`a, b = x -> chunk(2)`: the chain up to its last layer, which gives
-        the named pieces. The statement leaves no current tensor."""
+        the named pieces."""
         *head, last = stmt.chain.elements
         nodes: list[str | None] = [None] * len(stmt.targets)
         try:
@@ -88,7 +89,6 @@ class Expander:
             pass
         for target, span, node in zip(stmt.targets, stmt.target_spans, nodes):
             self.name_tensor(ast.ChainStmt(stmt.chain, None, target, span), scope, node)
-        return None
 
     def _starts_alone(self, chain: ast.Chain, scope: Scope) -> bool:
         """Whether a chain reads no tensor from the statement before: it
