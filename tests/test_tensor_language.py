@@ -265,3 +265,14 @@ def test_a_per_channel_tensor_of_other_channels_is_told_to_match_them(tmp_path):
     assert found == ["5:5: add 'add1' needs shapes that broadcast, got [4, 8, 8] and [3, 1, 1] (channels 4 and 3 "
                      "differ, and neither is 1) | hint: a [C, 1, 1] tensor broadcasts over a map of the same C: "
                      "give it 4 channels, e.g. -> conv(4, k=1)"]
+
+
+def test_tensor_parameters_are_found_inside_residual_and_concat_bodies(tmp_path):
+    blocks = ("block gate(c, g, ref) {\n"
+              "    residual { conv(c, k=1) -> mul(g) }\n"
+              "    concat {\n        branch { crop(like=ref) }\n        branch { ref -> relu -> crop(like=ref) }\n    }\n"
+              "}")
+    net = network(tmp_path, "    g = x -> global_avgpool\n    r = x -> conv(4, k=3)\n    x -> gate(4, g, r)",
+                  blocks=blocks)
+    assert reads(net, "gate1.mul1") == ("gate1.conv1", "global_avgpool1")
+    assert reads(net, "gate1.branch2.relu1") == ("conv1",) and shape(net, "gate1.concat1") == (8, 6, 6)

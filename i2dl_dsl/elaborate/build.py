@@ -90,7 +90,9 @@ class LayerGraphBuilder:
         named = [a for a in call.args if a.name is not None and a.name in cls.tensor_keywords]
         keywords = [a for a in call.args if a.name is not None and cls.signature and a not in named]
         tensors = [a for a in call.args if a not in named and a not in keywords]
-        sources = [] if first else [current]
+        # At the start of a chain a merge reads only the tensors it names
+        # (crop without one crops the chain's tensor, as a layer would).
+        sources = [] if first and (tensors or not cls.reads_chain_alone) else [current]
         sources += [self._tensor(call.name, arg, scope, chains, False) for arg in tensors]
         problem = cls.sources_error(len(sources), {a.name for a in named})
         if problem is not None:

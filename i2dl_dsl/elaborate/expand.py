@@ -37,6 +37,7 @@ class Expander:
         self.input = NetworkInput(reporter.diags, builder)
         self.block_stack: list[str] = []
         self.expanded = 0  # layers and blocks instantiated, built or only checked
+        self._tensor_params: dict[str, dict[str, Span]] = {}  # block → its tensor parameters
 
     # ------------------------------------------------------------- statements
     def body(self, stmts: Sequence[Any], scope: Scope, current: str | None, top_level: bool = False) -> str | None:
@@ -244,7 +245,9 @@ class Expander:
         what = f"block '{block.name}'"
         signature = [P(p.name, None, REQUIRED if p.default is None else expr_text(p.default))  # type: ignore[arg-type]
                      for p in block.params]
-        uses = tensor_params(block, self.program.blocks)
+        if block.name not in self._tensor_params:  # once per block, not per call
+            self._tensor_params[block.name] = tensor_params(block, self.program.blocks)
+        uses = self._tensor_params[block.name]
         try:
             values, spans, exprs = match(what, signature, call.args, scope.env)
             env: dict[str, Any] = {}

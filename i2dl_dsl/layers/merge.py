@@ -29,6 +29,9 @@ class Merge(Layer):
     closes: ClassVar[str | None] = None  # the block whose branches this merge joins
     offered: ClassVar[bool] = True  # named in hints that say how to join a tensor to a chain
     tensor_keywords: ClassVar[tuple[str, ...]] = ()  # keyword arguments that name tensors (crop's `like`)
+    # Given no tensor by position, it reads the chain's tensor even where a
+    # chain starts (crop(like=u) in a block's first line crops `in`).
+    reads_chain_alone: ClassVar[bool] = False
 
     @classmethod
     def sources_error(cls, data: int, named: set[str]) -> tuple[str, str] | None:

@@ -126,6 +126,7 @@ class Crop(Merge):
     doc = "centre crop of height and width to those of another tensor: e1 -> crop(like=u)"
     offered = False
     tensor_keywords = ("like",)  # keyword arguments that name tensors, read after the cropped one
+    reads_chain_alone = True
 
     @classmethod
     def sources_error(cls, data: int, named: set[str]) -> tuple[str, str] | None:
