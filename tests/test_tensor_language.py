@@ -276,3 +276,13 @@ def test_tensor_parameters_are_found_inside_residual_and_concat_bodies(tmp_path)
                   blocks=blocks)
     assert reads(net, "gate1.mul1") == ("gate1.conv1", "global_avgpool1")
     assert reads(net, "gate1.branch2.relu1") == ("conv1",) and shape(net, "gate1.concat1") == (8, 6, 6)
+
+
+def test_a_chain_from_a_tensor_may_be_a_tensor_argument(tmp_path):
+    net = network(tmp_path, ENCODER + "    e2 -> up(8, e1 -> maxpool(k=2) -> upsample)", blocks=UP)
+    assert reads(net, "up1.concat1") == ("upsample1", "up1.upconv1") and reads(net, "maxpool2") == ("relu1",)
+
+
+def test_a_chain_for_a_number_parameter_is_an_error_at_the_argument(tmp_path):
+    found = errors(tmp_path, ENCODER + "    e2 -> up(e1 -> relu, e1)", blocks=UP)
+    assert found == ["8:14: block 'up' takes a number for 'c', but a chain gives a tensor"]

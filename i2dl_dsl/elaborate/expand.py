@@ -9,16 +9,16 @@ from typing import Any, NoReturn, Sequence
 
 from ..diagnostics import Diagnostic, Span, UserError, did_you_mean
 from ..layers import REGISTRY
-from ..layers.base import REQUIRED, P
 from ..layers.merge import merge_calls
 from ..layers.pieces import gives_pieces
 from ..loader import Program
 from ..syntax import ast
-from ..values import evaluate, expr_text, match, signature_text
+from ..values import evaluate
 from .build import LayerGraphBuilder
 from .inputs import NetworkInput
 from .report import Reporter, Skip
 from .scope import BLOCK_INPUT, Scope, word_span
+from .arguments import Tensors, bind_arguments
 from .tensor_params import tensor_params
 from .unknown import unknown_hint
 
@@ -187,12 +187,12 @@ class Expander:
         self._unknown(call, scope, first)
 
     def _chain_arguments(self, call: ast.Call, scope: Scope) -> dict[int, str | None]:
-        """The output nodes of the chains among a merge's arguments
-        (`concat(in -> upconv(c, k=2, s=2), skip)`), by id of the argument;
-        each chain starts from a named tensor."""
+        """The output nodes of the chains among the arguments of a merge or
+        a block (`concat(in -> upconv(c, k=2, s=2), skip)`, `up(64, e1 ->
+        relu)`), by id of the argument; each chain starts from a named tensor."""
         chains: dict[int, str | None] = {}
         for arg in call.args:
-            if not isinstance(arg.value, ast.Chain) or REGISTRY[call.name].inputs is not None:
+            if not isinstance(arg.value, ast.Chain) or call.name in REGISTRY and REGISTRY[call.name].inputs is not None:
                 continue  # a chain given to another layer is refused when its arguments are bound
             if not self._is_tensor_ref(arg.value.elements[0], scope):
                 self.reporter.fail(f"a chain inside {call.name}(...) starts from a named tensor", arg.span,
@@ -221,7 +221,7 @@ class Expander:
             self.reporter.fail(f"block '{call.name}' uses itself: {cycle}", call.span, "blocks cannot be recursive")
         if len(self.block_stack) >= MAX_NESTING:
             self.reporter.fail(f"blocks are nested more than {MAX_NESTING} deep here", call.span)
-        env, tensors = self.bind_block(block, call, scope)
+        env, tensors = self.bind_block(block, call, scope, self._chain_arguments(call, scope))
         local = local or scope.auto(call.name)
         if local not in scope.taken:
             scope.taken[local] = call.span
@@ -237,63 +237,20 @@ class Expander:
         finally:
             self.block_stack.pop()
 
-    def bind_block(self, block: ast.BlockDef, call: ast.Call, scope: Scope
-                   ) -> tuple[dict[str, Any], dict[str, tuple[str | None, Span]]]:
+    def bind_block(self, block: ast.BlockDef, call: ast.Call, scope: Scope,
+                   chains: dict[int, str | None] | None = None) -> tuple[dict[str, Any], Tensors]:
         """The block body's parameters: the call's arguments, then defaults;
         numbers (and words) in the first dict, tensors (node, argument span)
-        in the second."""
-        what = f"block '{block.name}'"
-        signature = [P(p.name, None, REQUIRED if p.default is None else expr_text(p.default))  # type: ignore[arg-type]
-                     for p in block.params]
+        in the second; `chains`: the outputs of chain arguments, by id."""
         if block.name not in self._tensor_params:  # once per block, not per call
             self._tensor_params[block.name] = tensor_params(block, self.program.blocks)
-        uses = self._tensor_params[block.name]
         try:
-            values, spans, exprs = match(what, signature, call.args, scope.env)
-            env: dict[str, Any] = {}
-            tensors: dict[str, tuple[str | None, Span]] = {}
-            for param in block.params:
-                given = param.name in values
-                if param.name in uses:
-                    if not given:
-                        raise UserError(f"{what} needs the tensor argument '{param.name}'",
-                                        f"the signature is {block.name}({signature_text(signature)})")
-                    tensors[param.name] = (self._tensor_argument(block, param.name, uses[param.name],
-                                                                 exprs[param.name], scope), spans[param.name])
-                elif given:
-                    self._number_argument(block, param.name, exprs[param.name], scope)
-                    env[param.name] = values[param.name]
-                elif param.default is not None:
-                    env[param.name] = evaluate(param.default, env)
-                else:
-                    raise UserError(f"{what} needs the argument '{param.name}'",
-                                    f"the signature is {block.name}({signature_text(signature)})")
+            return bind_arguments(block, call, scope, self._tensor_params[block.name], chains or {})
         except UserError as exc:
             note = Diagnostic("note", f"block '{block.name}' is defined here", block.name_span)
             diagnostic = exc.diagnostic(call.span)
             self.reporter.report(replace(diagnostic, notes=(*diagnostic.notes, note)))
             raise Skip() from None
-        return env, tensors
-
-    def _tensor_argument(self, block: ast.BlockDef, param: str, used: Span, expr: ast.Expr,
-                         scope: Scope) -> str | None:
-        """The node passed to a tensor parameter, or a UserError at the argument."""
-        if isinstance(expr, ast.Name) and expr.id in scope.tensors and expr.id not in scope.env:
-            return scope.tensors[expr.id]
-        shown = f"'{expr.id}'" if isinstance(expr, ast.Name) else expr_text(expr, scope.env)
-        what = "no tensor here" if isinstance(expr, ast.Name) and expr.id not in scope.env else "not a tensor"
-        hint = did_you_mean(expr.id, scope.tensors) if isinstance(expr, ast.Name) else ""
-        raise UserError(f"block '{block.name}' takes a tensor for '{param}' (its body reads it as one at line "
-                        f"{used.line}), but {shown} is {what}",
-                        hint or "pass a named tensor: t = ... -> ..., then " + f"{block.name}(..., t)",
-                        span=getattr(expr, "span", None))
-
-    def _number_argument(self, block: ast.BlockDef, param: str, expr: ast.Expr, scope: Scope) -> None:
-        """A UserError at the argument when a tensor is passed for a number."""
-        if isinstance(expr, ast.Name) and expr.id in scope.tensors and expr.id not in scope.env:
-            raise UserError(f"block '{block.name}' takes a number for '{param}', but '{expr.id}' is a tensor",
-                            f"a parameter takes tensors when the body joins it (add, mul, concat, crop) "
-                            f"or starts a chain from it: {param} -> ...", span=expr.span)
 
     # ------------------------------------------------------------- repetitions
     def _repeat_count(self, rep: ast.Repeat, scope: Scope) -> int:
