@@ -94,6 +94,16 @@ EXAMPLES: dict[str, Example] = {
     "add": Example(IMAGE, "a = x -> conv(2, k=1)\n    b = a -> conv(2, k=3, p=1)\n"
                           "    c = add(a, b)\n    add(a, b, c) -> conv(2, k=1)"),
     "concat": Example(IMAGE, "a = x -> conv(2, k=1)\n    b = x -> conv(3, k=3, p=1)\n    concat(a, b) -> conv(2, k=1)"),
+    # a per-channel gate broadcast over the map, and a sum broadcast the same way
+    "mul": Example(IMAGE, "a = x -> conv(2, k=1)\n    s = a -> global_avgpool -> conv(2, k=1) -> sigmoid\n"
+                          "    b = mul(a, s)\n    add(b, s) -> mul(a) -> conv(2, k=1)"),
+    # pieces of the channels, each read by a layer with parameters; a centre crop to another map's size
+    "chunk": Example(IMAGE, "a, b = x -> conv(4, k=1) -> chunk(2)\n    c = b -> conv(2, k=3, p=1)\n"
+                            "    concat(c, a) -> conv(2, k=1)"),
+    "split": Example(IMAGE, "a, b, c = x -> conv(6, k=1) -> split([1, 3, 2])\n    d = b -> conv(2, k=1)\n"
+                            "    concat(a, d, c) -> conv(2, k=1)"),
+    "crop": Example(IMAGE, "a = x -> conv(2, k=3)\n    b = x -> conv(3, k=1) -> crop(like=a)\n"
+                           "    concat(a, b) -> conv(2, k=1)"),
 }
 
 

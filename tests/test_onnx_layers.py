@@ -328,6 +328,28 @@ CASES = [
          lambda x, p: torch.cat([F.relu(x), recurrent("lstm", "lstm1", 6, 3, True)(x, p)], dim=2)),
     Case("concat-block", IMAGE, "concat {\n branch { conv(3, k=1) }\n branch { maxpool(k=3, s=1, p=1) }\n}",
          lambda x, p: torch.cat([conv("branch1.conv1")(x, p), F.max_pool2d(x, 3, 1, 1)], dim=1)),
+    # broadcasting merges: [C, 1, 1] against [C, H, W]; a lower rank is aligned from the last axis
+    Case("mul-per-channel", IMAGE, "s = x -> global_avgpool -> conv(4, k=1) -> sigmoid\nmul(x, s)",
+         lambda x, p: x * torch.sigmoid(conv("conv1")(F.adaptive_avg_pool2d(x, 1), p))),
+    Case("mul-in-chain", IMAGE, "s = x -> global_maxpool\nx -> tanh -> mul(s)",
+         lambda x, p: torch.tanh(x) * F.adaptive_max_pool2d(x, 1)),
+    Case("add-broadcast", IMAGE, "s = x -> global_avgpool -> conv(4, k=1)\nadd(s, x)",
+         lambda x, p: conv("conv1")(F.adaptive_avg_pool2d(x, 1), p) + x),
+    Case("mul-lower-rank", SEQ, "s = x -> flatten -> fc(6)\nmul(x, s, x)",
+         lambda x, p: x * linear("fc1")(torch.flatten(x, 1), p)[:, None, :] * x),
+    Case("add-three-broadcast", IMAGE, "a = x -> global_avgpool\nb = x -> conv(1, k=1)\nadd(x, a, b)",
+         lambda x, p: x + F.adaptive_avg_pool2d(x, 1) + conv("conv1")(x, p)),
+    # pieces and crops
+    Case("chunk-image", IMAGE, "a, b = x -> chunk(2)\nconcat(b, a)",
+         lambda x, p: torch.cat(torch.chunk(x, 2, dim=1)[::-1], dim=1)),
+    Case("chunk-sequence", SEQ, "a, b, c = x -> chunk(3)\nadd(a, c) -> mul(b)",
+         lambda x, p: (lambda a, b, c: (a + c) * b)(*torch.chunk(x, 3, dim=2))),
+    Case("split-vector", VEC, "a, b = x -> split([5, 7])\nb -> fc(5) -> add(a)",
+         lambda x, p: linear("fc1")(torch.split(x, [5, 7], dim=1)[1], p) + x[:, :5]),
+    Case("crop-even", IMAGE, "u = x -> conv(2, k=5)\ncrop(x, like=u)", lambda x, p: x[:, :, 2:6, 2:6]),
+    # an odd surplus: the extra row and column are cut at the end
+    Case("crop-odd", ODD, "u = x -> conv(2, k=[2, 4])\nx -> relu -> crop(like=u)",
+         lambda x, p: F.relu(x)[:, :, 0:6, 1:5]),
 ]
 
 
