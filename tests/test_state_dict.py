@@ -61,3 +61,33 @@ def test_every_other_name_must_match(tmp_path, capsys):
     code, err = compile_with(tmp_path, weights, capsys)
     assert code == 2
     assert "missing from the weights:\n  conv1.weight" in err and "not in the network:\n  downsample.0.weight" in err
+
+
+POINTWISE = """network Net {
+    input x[4, 3, 3]
+    pw: conv(8, k=1)
+}
+"""
+
+
+def test_a_linear_weight_loads_into_a_1x1_convolution(tmp_path, capsys):
+    """[out, in] is the same numbers as [out, in, 1, 1]: ConvNeXt's per-position Linear."""
+    import onnx
+    from onnx import numpy_helper
+
+    (tmp_path / "net.net").write_text(POINTWISE)
+    weight = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    np.savez(tmp_path / "w.npz", **{"pw.weight": weight, "pw.bias": np.zeros(8, np.float32)})
+    assert compile_main([str(tmp_path / "net.net"), "--onnx", str(tmp_path / "net.onnx"),
+                         "--weights", str(tmp_path / "w.npz")]) == 0, capsys.readouterr().err
+    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "net.onnx")).graph.initializer}
+    assert stored["pw.weight"].shape == (8, 4, 1, 1)
+    np.testing.assert_array_equal(stored["pw.weight"][:, :, 0, 0], weight)
+
+
+def test_other_shapes_of_the_same_size_are_refused(tmp_path, capsys):
+    (tmp_path / "net.net").write_text(POINTWISE)
+    np.savez(tmp_path / "w.npz", **{"pw.weight": np.zeros((4, 8), np.float32), "pw.bias": np.zeros(8, np.float32)})
+    assert compile_main([str(tmp_path / "net.net"), "--onnx", str(tmp_path / "net.onnx"),
+                         "--weights", str(tmp_path / "w.npz")]) == 2
+    assert "pw.weight: expected [8, 4, 1, 1], got [4, 8]" in capsys.readouterr().err

@@ -30,9 +30,18 @@ def read_weights(path: str | Path, expected: Mapping[str, tuple[int, ...]] | Non
     raise UserError(f"weights file '{p}' is neither .npz nor .onnx", "save weights with numpy.savez(path, **arrays)")
 
 
+def fits(given: tuple[int, ...], expected: tuple[int, ...]) -> bool:
+    """Whether an array of shape `given` is a parameter of shape `expected`:
+    the same shape, or a Linear's [out, in] for a 1x1 convolution's
+    [out, in, 1, 1], the same numbers in the same order (ConvNeXt's
+    per-position Linear layers are 1x1 convolutions here)."""
+    given, expected = tuple(given), tuple(expected)
+    return given == expected or (len(given) == 2 and expected == (*given, 1, 1))
+
+
 def _wanted(headers: Mapping[str, ArrayHeader], expected: Mapping[str, tuple[int, ...]] | None) -> list[str]:
-    """The entries worth unpacking: every one, or those the network expects with the shape it expects."""
-    return [n for n, h in headers.items() if expected is None or (n in expected and tuple(expected[n]) == h.shape)]
+    """The entries worth unpacking: every one, or those the network expects with a shape that fits."""
+    return [n for n, h in headers.items() if expected is None or (n in expected and fits(h.shape, expected[n]))]
 
 
 def _read_npz(p: Path, expected: Mapping[str, tuple[int, ...]] | None) -> dict[str, np.ndarray]:
@@ -128,7 +137,7 @@ def match_weights(given: dict[str, np.ndarray], expected: dict[str, tuple[int, .
     missing = [n for n in expected if n not in given]
     unexpected = [n for n in given if n not in expected]
     wrong = [f"  {n}: expected {list(expected[n])}, got {list(given[n].shape)}"
-             for n in expected if n in given and tuple(given[n].shape) != tuple(expected[n])]
+             for n in expected if n in given and not fits(given[n].shape, expected[n])]
     not_numbers = [f"  {n}: {given[n].dtype}" for n in expected if n in given and not _is_number(given[n])]
     if strict and missing:
         problems.append("missing from the weights:\n" + "\n".join(f"  {n}" for n in missing))
@@ -141,4 +150,4 @@ def match_weights(given: dict[str, np.ndarray], expected: dict[str, tuple[int, .
     if problems:
         raise UserError(f"weights '{source}' do not fit the network\n" + "\n".join(problems),
                         "parameter names follow the layer names in `i2dl-compile MODEL.net --summary`")
-    return {n: np.asarray(given[n], dtype=np.float32) for n in expected if n in given}
+    return {n: np.asarray(given[n], dtype=np.float32).reshape(expected[n]) for n in expected if n in given}
