@@ -23,7 +23,8 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 # Every zoo file named after a torchvision builder.
 TORCHVISION_ZOO = ("alexnet", "vgg16", "vgg19_bn", "resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2",
                    "googlenet", "inception_v3", "densenet121", "squeezenet1_0", "mnasnet1_0", "mobilenet_v2",
-                   "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2_x1_0", "convnext_tiny")
+                   "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2_x1_0", "convnext_tiny",
+                   "regnet_y_400mf")
 # Those whose export and run with torchvision's weights took over 10 s on two
 # shared CPU cores.
 SLOW = {"alexnet", "vgg16", "vgg19_bn", "densenet121", "resnext50_32x4d", "wide_resnet50_2", "inception_v3",

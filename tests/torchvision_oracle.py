@@ -82,7 +82,11 @@ def build(name: str, seed: int = 0, device: str | None = None):
     builder = getattr(models, name)
     if device is None:
         return builder(**BUILD_ARGS.get(name, {})).eval()
-    with torch.device(device):
+    try:
+        with torch.device(device):
+            return builder(**BUILD_ARGS.get(name, {})).eval()
+    except NotImplementedError:  # RegNet computes its widths with tensors, which meta ones cannot give
+        torch.manual_seed(seed)
         return builder(**BUILD_ARGS.get(name, {})).eval()
 
 
