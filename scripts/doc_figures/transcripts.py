@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .common import ROOT, Mismatch, verdict
 
-FIGURE = re.compile(r"\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
+FIGURE = re.compile(r"(?<![A-Za-z_\d.])\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")  # not the digit of a name (fc2)
 TOOLS = {"i2dl-compile": "compile", "i2dl-train": "train", "i2dl-run": "run"}
 LINKED = ("models", "examples")
 SETUP = {  # what a command needs that only an example script makes: (text in the command, the script)
@@ -126,21 +126,36 @@ def pattern(quoted: str) -> re.Pattern:
     return re.compile("".join(parts) + r"\s*")
 
 
+def figures(quoted: str) -> list[str]:
+    return FIGURE.findall(quoted.replace("...", " "))
+
+
+def best_line(quoted: str, out: list[str], lines: range) -> tuple[int, re.Match] | None:
+    """The printed line `quoted` stands for: of those in `lines` with its words, the one whose
+    figures differ least from the quoted ones (the first of equals)."""
+    want, best = figures(quoted), None
+    for i in lines:
+        if match := pattern(quoted).fullmatch(out[i].strip()):
+            differ = sum(a != b for a, b in zip(want, match.groups()))
+            if best is None or differ < best[0]:
+                best = (differ, i, match)
+    return None if best is None else best[1:]
+
+
 def compare_lines(doc: Path, command: Command, printed: str) -> list[Mismatch]:
     """The quoted lines against the printed ones, in order; `...` skips any."""
-    out = [line for line in printed.splitlines()]
+    out = printed.splitlines()
     position, skipping, problems = 0, False, []
     for number, quoted in command.quoted:
         if quoted.strip() == "...":
             skipping = True
             continue
-        candidates = range(position, len(out)) if skipping else range(position, min(position + 1, len(out)))
-        found = next(((i, m) for i in candidates if (m := pattern(quoted).fullmatch(out[i].strip()))), None)
+        found = best_line(quoted, out, range(position, len(out) if skipping else min(position + 1, len(out))))
         if found is None:
             near = out[position] if position < len(out) else "nothing"
             return problems + [Mismatch(doc, number, repr(quoted.strip()), repr(near), f"$ {command.text}")]
         position, skipping = found[0] + 1, False
-        for figure, reproduced in zip(FIGURE.findall(re.sub(r"\.\.\.", " ", quoted)), found[1].groups()):
+        for figure, reproduced in zip(figures(quoted), found[1].groups()):
             problems += verdict(doc, number, figure, reproduced, f"$ {command.text}")
     return problems
 
