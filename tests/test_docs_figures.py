@@ -169,16 +169,16 @@ def test_a_claim_reads_its_figure_from_the_command_output(tmp_path):
         "quoted 0.961, reproduced 0.992 (train: ^test .*accuracy (\\S+),)"]
 
 
-def test_durations_are_checked_within_a_factor_of_three(tmp_path):
+def test_durations_are_checked_within_an_order_of_magnitude(tmp_path):
     assert claims.duration("about 15 s") == (15, 15)
     assert claims.duration("4–7 min") == (240, 420)
     assert claims.duration("3 min 20 s") == (200, 200)
     doc = tmp_path / "README.md"
     doc.write_text("accuracy in about 15 s on 2 cores\n")
     timing = claims.Timing(doc, r"accuracy in (about \d+ s) on", "train")
-    assert claims.check_timing(timing, 40) == [] and claims.check_timing(timing, 6) == []
-    assert [m.reproduced for m in claims.check_timing(timing, 50)] == ["50 s"]
-    assert [m.reproduced for m in claims.check_timing(timing, 4)] == ["4 s"]
+    assert claims.check_timing(timing, 149) == [] and claims.check_timing(timing, 1.6) == []
+    assert [m.reproduced for m in claims.check_timing(timing, 151)] == ["151 s"]
+    assert [m.reproduced for m in claims.check_timing(timing, 1.4)] == ["1 s"]
 
 
 # ----------------------------------------------------------------- fresh runs

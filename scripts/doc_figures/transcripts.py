@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -97,16 +98,21 @@ class Runner:
     blocks that quote the same command share its run)."""
 
     def __init__(self, folder: Path):
-        self.folder, self.done = folder, {}
+        self.folder, self.done, self.scratch = folder, {}, {}
 
     def run(self, commands: tuple[str, ...]) -> list[tuple[str, float]]:
-        """What each command printed and its wall time, the set-up done first."""
+        """What each command printed and its wall time, the set-up done first (once: a set-up script
+        runs as a command of its own, and what it wrote under runs/ is copied)."""
         if commands not in self.done:
-            scratch = scratch_for(self.folder / str(len(self.done)))
+            needed = [script for needle, script in SETUP.items()
+                      if script not in commands and any(needle in c for c in commands)]
+            for script in needed:
+                self.run((script,))
+            scratch = scratch_for(self.folder / str(len(self.scratch)))
+            for script in needed:
+                shutil.copytree(self.scratch[(script,)] / "runs", scratch / "runs", dirs_exist_ok=True)
+            self.scratch[commands] = scratch
             env = environment(scratch)
-            for needle, script in SETUP.items():
-                if any(needle in c for c in commands):
-                    shell(script, scratch, env)
             self.done[commands] = [shell(command, scratch, env) for command in commands]
         return self.done[commands]
 
