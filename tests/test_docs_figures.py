@@ -205,3 +205,14 @@ def test_after_an_elision_the_line_with_the_quoted_figures_is_the_one_compared(t
     assert transcripts.compare_lines(doc, command, printed) == []
     assert [str(m).split(": ", 1)[1] for m in transcripts.compare_lines(doc, command, printed.replace("0.9567", "0.9167"))] \
         == ["quoted 0.9567, reproduced 0.9167 ($ i2dl-train m.net --cv 3)"]
+
+
+def test_every_declared_claim_and_duration_is_found_in_its_doc():
+    from doc_figures.common import find
+
+    missing = [(c.doc.name, c.words) for c in (*check_docs.CLAIMS, *check_docs.TIMINGS) if find(c.doc, c.words) is None]
+    assert missing == []
+    for timing in check_docs.TIMINGS:  # each names a command that some tier runs
+        reruns = {r.command for level in check_docs.RERUNS.values() for r in level}
+        commands = {c.command for c in check_docs.CLAIMS}
+        assert timing.command in reruns | commands, timing
