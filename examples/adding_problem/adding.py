@@ -60,7 +60,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for kind, marker in (("rnn", "o"), ("lstm", "s")):
         steps = sorted({r["T"] for r in rows if r["model"] == kind})
         mse = [[r["test_mse"] for r in rows if r["model"] == kind and r["T"] == t] for t in steps]
@@ -72,7 +72,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.plot(steps, baselines, "k--", linewidth=1, label="predict the mean")
     ax.set(xlabel="sequence length T", ylabel="test MSE", yscale="log", title="The adding problem")
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize="small")  # clear of the points
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
