@@ -125,7 +125,7 @@ def test_sessions_are_the_fenced_blocks_with_dollar_lines(tmp_path):
     doc.write_text(SESSION)
     found = transcripts.blocks(doc)
     assert [[(c.line, c.text, [n for n, _ in c.quoted]) for c in b.commands] for b in found] == [
-        [(3, "i2dl-train models/x.net --overfit 8      # a comment", [4])], [(10, "i2dl-compile a.net", [11, 12, 13])]]
+        [(3, "i2dl-train models/x.net --overfit 8", [4])], [(10, "i2dl-compile a.net", [11, 12, 13])]]
 
 
 def mismatches(tmp_path: Path, printed: str) -> list[str]:

@@ -56,7 +56,8 @@ def blocks(doc: Path) -> list[Block]:
                 found.append(current)
             current = Block(doc, []) if inside else None
         elif inside and text.startswith("$ "):
-            current.commands.append(Command(number, text[2:].strip()))
+            # a comment after the command (two spaces and #) is the doc's, not the shell's business
+            current.commands.append(Command(number, re.sub(r"\s{2,}#.*$", "", text[2:]).strip()))
         elif inside and current.commands:
             current.commands[-1].quoted.append((number, text))
     return found
