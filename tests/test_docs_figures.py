@@ -189,12 +189,12 @@ def rerun(level: str) -> None:
 
 
 def test_fresh_runs_of_the_quick_commands_and_examples_reproduce_what_the_docs_quote():
-    rerun("fast")  # about 1.5 min on 2 cores
+    rerun("fast")  # 1.5 to 3 min on 2 shared cores
 
 
 @pytest.mark.slow
 def test_fresh_runs_of_the_slower_commands_and_partial_examples_reproduce_what_the_docs_quote():
-    rerun("slow")  # about 3 min on 2 cores
+    rerun("slow")  # 4 to 9 min on 2 shared cores
 
 
 def test_after_an_elision_the_line_with_the_quoted_figures_is_the_one_compared(tmp_path):
@@ -212,6 +212,9 @@ def test_every_declared_claim_and_duration_is_found_in_its_doc():
 
     missing = [(c.doc.name, c.words) for c in (*check_docs.CLAIMS, *check_docs.TIMINGS) if find(c.doc, c.words) is None]
     assert missing == []
+    full = {check_docs.FULL[0].command: 7 * 60, check_docs.FULL[1].command: 5 * 60}  # as measured
+    assert [str(m) for m in check_docs.check_timings(full)] == []
+    assert len(check_docs.check_timings({check_docs.FULL[0].command: 80 * 60})) == 1
     for timing in check_docs.TIMINGS:  # each names a command that some tier runs
         reruns = {r.command for level in check_docs.RERUNS.values() for r in level}
         commands = {c.command for c in check_docs.CLAIMS}
