@@ -25,10 +25,11 @@ class Program:
 Parse = Callable[[Path, "Span | None", "str | None"], ast.Module]
 
 
-def load(path: str | Path, parse: Parse = parse_file) -> Program:
+def load(path: str | Path, parse: Parse = parse_file, require_network: bool = True) -> Program:
     """Parse `path` and its imports; every error of every file is collected.
     `parse` reads one file (an editor passes one that reads the texts it
-    holds open and keeps the trees of files that did not change)."""
+    holds open and keeps the trees of files that did not change); an
+    editor also checks files of blocks alone (`require_network` False)."""
     diags = Diagnostics()
     modules: dict[Path, ast.Module] = {}
     main = _load_module(Path(path), None, [], modules, diags, parse=parse)
@@ -39,7 +40,7 @@ def load(path: str | Path, parse: Parse = parse_file) -> Program:
     for module in modules.values():
         for block in module.blocks:
             _add_block(program, block, diags)
-    _check_single(main, diags)
+    _check_single(main, diags, require_network)
     diags.raise_if_errors()
     program.warnings = diags.warnings
     return program
@@ -107,10 +108,10 @@ def _add_block(program: Program, block: ast.BlockDef, diags: Diagnostics) -> Non
     program.blocks[block.name] = block
 
 
-def _check_single(main: ast.Module, diags: Diagnostics) -> None:
+def _check_single(main: ast.Module, diags: Diagnostics, require_network: bool = True) -> None:
     for network in main.networks:
         _check_params(f"network '{network.name}'", network.params, diags)
-    if not main.networks:
+    if not main.networks and require_network:
         diags.error("the file defines no network", Span.file(main.path),
                     "add `network Name { input x[C, H, W] ... }`; files that only hold blocks are imported with `use`")
     for extra in main.networks[1:]:

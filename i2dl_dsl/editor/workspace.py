@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..checker import Examination, examine
 from ..diagnostics import CompileError, Diagnostic, Span
+from ..loader import load
 from ..syntax import ast
 from ..syntax.parser import parse_text, read_source
 
@@ -89,8 +90,12 @@ class Workspace:
             return self._parse(file, from_span, written)
 
         try:
-            found: Examination | None = examine(path, parse=parse)
-            diagnostics = tuple(found.diags)
+            found: Examination | None = None
+            if self._library(path, parse):
+                diagnostics = tuple(load(path, parse, require_network=False).warnings)
+            else:
+                found = examine(path, parse=parse)
+                diagnostics = tuple(found.diags)
         except CompileError as exc:
             found, diagnostics = None, exc.diagnostics
         except RecursionError:
@@ -102,6 +107,15 @@ class Workspace:
         if found is not None:
             self.good[key] = snapshot
         return snapshot
+
+    @staticmethod
+    def _library(path: str, parse) -> bool:
+        """A file of blocks alone, read by others with `use`: checked
+        without a network (one that does not parse is no library)."""
+        try:
+            return not parse(Path(path), None, None).networks
+        except CompileError:
+            return False
 
     def _parse(self, file: Path, from_span: Span | None, written: str | None) -> ast.Module:
         key = identity(file)
