@@ -79,7 +79,8 @@ def _physical_lines(text: str) -> list[Line]:
         elif token.type == COMMENT:
             current.comment, current.comment_column = str(token).rstrip(), token.column - 1
         elif token.type != SPACE:
-            if token.type == "MINUS" and (previous is None or previous.type not in _VALUE_END):
+            if token.type == "MINUS" and (previous is None or previous.type not in _VALUE_END or (
+                    previous is current.tokens[0] and previous.type == "NAME")):  # `seed -1`: a setting's value
                 token.type = UNARY
             current.tokens.append(token)
             previous = token
@@ -159,7 +160,8 @@ def _break(line: Line) -> list[Line]:
             last.code, last.tokens = f"{last.code} {text}", last.tokens + tokens
         else:
             pieces.append(Line(tokens=tokens, indent=hang, code=text, first_of_statement=False))
-    pieces[-1].comment, pieces[-1].comment_column = line.comment, line.comment_column
+    # The comment's column belonged to the long line: it follows the last piece.
+    pieces[-1].comment, pieces[-1].comment_column = line.comment, 0
     return pieces
 
 
