@@ -37,6 +37,7 @@ _CONTINUES_AFTER = {"_ARROW", "COMMA", "LPAR", "LSQB", "EQUAL", "COLON", *_OPERA
 # ... or into a line starting with one of these.
 _CONTINUES_BEFORE = {"_ARROW", "RPAR", "RSQB"}
 _VALUE_END = {"NAME", "INT", "FLOAT", "STRING", "TRUE", "FALSE", "RPAR", "RSQB", "CONCAT"}
+_HEAD_WORDS = {"NAME", "LABEL"}  # what a statement's head names
 UNARY = "UMINUS"  # a minus sign that negates, retyped so spacing can tell it apart
 
 
@@ -47,7 +48,8 @@ def format_text(text: str, path: str = "<text>") -> str:
     lines = _physical_lines(text)
     _structure(lines)
     for line in lines:
-        line.code, line.offsets = _join(line.tokens, line.first_of_statement)
+        line.head = _head(line.tokens) if line.first_of_statement else 0
+        line.code, line.offsets = _join(line.tokens, line.head)
     align_names(lines)
     _indent(lines)
     lines = [piece for line in lines for piece in _break(line)]
@@ -146,7 +148,7 @@ def _break(line: Line) -> list[Line]:
         depth += (token.type in _OPEN) - (token.type in _CLOSE)
     if len(segments) < 2:
         return [line]
-    texts = [_join(s, False)[0] for s in segments[1:]]  # each `-> element ...`
+    texts = [_join(s, 0)[0] for s in segments[1:]]  # each `-> element ...`
     head = line.code[: len(line.code) - len(" ".join(texts)) - 1]
     if not line.code.endswith(" " + " ".join(texts)):
         return [line]  # not as joined here: leave it
@@ -168,17 +170,33 @@ def _break(line: Line) -> list[Line]:
 # ----------------------------------------------------------------- spacing
 
 
-def _join(tokens: list[Token], first_of_statement: bool) -> tuple[str, list[int]]:
-    """A line's code, and where each token starts in it."""
+def _head(tokens: list[Token]) -> int:
+    """How many tokens precede a statement's chain: names and labels, each
+    run ended by `=` or `:` (`stem:`, `e1 =`, `a, b =`, `e1 = stem:`); 0
+    when the statement has none."""
+    end, index = 0, 0
+    while index < len(tokens) and tokens[index].type in _HEAD_WORDS:
+        index += 1
+        while index + 1 < len(tokens) and tokens[index].type == "COMMA" and tokens[index + 1].type in _HEAD_WORDS:
+            index += 2
+        if index < len(tokens) - 1 and tokens[index].type in ("EQUAL", "COLON"):
+            index += 1
+            end = index
+        else:
+            break
+    return end
+
+
+def _join(tokens: list[Token], head: int = 0) -> tuple[str, list[int]]:
+    """A line's code, and where each token starts in it; a statement's own
+    `=` (in its first `head` tokens) is spaced."""
     out: list[str] = []
     offsets: list[int] = []
     depth, length = 0, 0
     previous: Token | None = None
     for index, token in enumerate(tokens):
-        if first_of_statement and depth == 0 and len(tokens) > 2 and tokens[1].type == "EQUAL" and index in (1, 2):
-            gap = 1  # `name = chain`: a statement's own `=`
-        else:
-            gap = _space(previous, token, depth > 0)
+        own = index < head and token.type == "EQUAL" or 0 < index <= head and tokens[index - 1].type == "EQUAL"
+        gap = 1 if own and index else _space(previous, token, depth > 0)
         out.append(" " * gap + str(token))
         offsets.append(length + gap)
         length += gap + len(str(token))

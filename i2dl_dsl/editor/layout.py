@@ -24,6 +24,7 @@ class Line:
     first_of_statement: bool = True
     code: str = ""
     offsets: list[int] = field(default_factory=list)  # where each token starts in `code`
+    head: int = 0                 # tokens before the chain: `stem:`, `e1 =`, `a, b =` (0: none)
 
     def text(self) -> str:
         if not self.tokens:
@@ -39,10 +40,10 @@ class Line:
 
 
 def statement_kind(line: Line) -> str | None:
-    """`COLON` for `label: chain`, `EQUAL` for `name = chain`, else None."""
-    t = line.tokens
-    if line.first_of_statement and len(t) > 2 and t[0].type == "NAME" and t[1].type in ("COLON", "EQUAL"):
-        return t[1].type
+    """`COLON` for `label: chain`, `EQUAL` for `name = chain` (the heads
+    that are aligned), else None."""
+    if line.first_of_statement and line.head == 2:
+        return line.tokens[1].type
     return None
 
 
@@ -84,9 +85,9 @@ def _pad(run: list[Line]) -> None:
 def chain_start(line: Line) -> int:
     """The column where a statement's chain starts: after its label or
     tensor name (padded), else where the line starts."""
-    if statement_kind(line) is None:
+    if not line.first_of_statement or not line.head:
         return line.indent
-    return line.indent + line.offsets[2]
+    return line.indent + line.offsets[line.head]
 
 
 def align_comments(lines: list[Line]) -> None:

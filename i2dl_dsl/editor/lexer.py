@@ -1,18 +1,22 @@
 """A Pygments lexer for .net files, registered as the `pygments.lexers`
 entry point `net` (pyproject.toml), so documentation tools highlight
-```net blocks. Its reserved words come from grammars/net.lark, like the
-TextMate grammar's; the rest is generic (names, calls, labels, numbers,
-strings, operators)."""
+```net blocks. Like the TextMate grammar, it reads the language's words
+from grammars/net.lark (reserved words, operators, and the patterns of
+names, labels, numbers, strings and comments); the rest is generic."""
 
 from __future__ import annotations
+
+import re
 
 from pygments.lexer import RegexLexer, bygroups, words
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, Punctuation, String, Whitespace
 
-from .tokens import keywords
+from .textmate import terminals
+from .tokens import keywords, symbols
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_WORDS = tuple(w for w in keywords() if w not in ("true", "false"))
+_T = terminals()
+_CONSTANTS = ("true", "false")
+_PUNCTUATION = "(){}[],:"
 
 
 class NetLexer(RegexLexer):
@@ -25,24 +29,21 @@ class NetLexer(RegexLexer):
 
     tokens = {
         "root": [
-            (r"[ \t\f\r]+", Whitespace),
-            (r"\n", Whitespace),
-            (r"#.*$", Comment.Single),
-            (r'"[^"\n]*"?', String.Double),
-            (rf"\b(network|block)(\s+)({_NAME})", bygroups(Keyword.Declaration, Whitespace, Name.Function)),
-            (words(_WORDS, suffix=r"\b"), Keyword),
-            (words(("true", "false"), suffix=r"\b"), Keyword.Constant),
-            (r"\d+\.\d*([eE][+-]?\d+)?|\d+[eE][+-]?\d+|\.\d+([eE][+-]?\d+)?", Number.Float),
-            (r"\d+", Number.Integer),
-            (rf"^(\s*)({_NAME})(\s*)(:)", bygroups(Whitespace, Name.Label, Whitespace, Punctuation)),
-            (rf"({_NAME})(\s*)(=)", bygroups(Name.Variable, Whitespace, Operator)),
-            (rf"{_NAME}(?=\s*\()", Name.Function),
-            (_NAME, Name),
-            (r"->", Operator),
-            (r"//|[*/+\-=]", Operator),
-            (r"[{}()\[\],:]", Punctuation),
+            (r"\s+", Whitespace),
+            (_T["COMMENT"], Comment.Single),
+            (_T["STRING"], String.Double),
+            (rf"\b(network|block)(\s+)({_T['NAME']})", bygroups(Keyword.Declaration, Whitespace, Name.Function)),
+            (words(tuple(w for w in keywords() if w not in _CONSTANTS), suffix=r"\b"), Keyword),
+            (words(_CONSTANTS, suffix=r"\b"), Keyword.Constant),
+            (_T["FLOAT"], Number.Float),
+            (_T["INT"], Number.Integer),
+            (rf"({_T['LABEL']})(\s*)(:)", bygroups(Name.Label, Whitespace, Punctuation)),
+            (rf"({_T['NAME']})(\s*)(=)", bygroups(Name.Variable, Whitespace, Operator)),
+            (rf"(?:{_T['NAME']})(?=\s*\()", Name.Function),
+            (_T["NAME"], Name),
+            ("|".join(re.escape(s) for s in symbols() if s not in _PUNCTUATION), Operator),
+            ("|".join(re.escape(s) for s in symbols() if s in _PUNCTUATION), Punctuation),
             (r"\.\.\.|…", Comment.Special),  # where documentation leaves lines out
             (r".", Error),
         ],
     }
-

@@ -12,22 +12,24 @@ else is marked invalid, which a test holds the zoo free of.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
-from .tokens import keywords
+from .tokens import keywords, pattern, symbols
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAMMAR_FILE = ROOT / "editors" / "vscode" / "syntaxes" / "net.tmLanguage.json"
 SCOPE = "source.net"
-NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _CONSTANTS = ("true", "false")
 _DEFINERS = ("network", "block")  # keywords followed by the name they define
+_BRACKETS = {"(": "parens", ")": "parens", "[": "brackets", "]": "brackets", "{": "braces", "}": "braces"}
+_SEPARATORS = (",", ":")
+_CHAIN = "->"
 
 
 def grammar() -> dict:
     """The grammar as a JSON-ready dict."""
-    words = [w for w in keywords() if w not in _CONSTANTS]
     return {
         "$schema": "https://raw.githubusercontent.com/martinring/tmlanguage/master/tmlanguage.json",
         "name": "i2dl net",
@@ -35,7 +37,7 @@ def grammar() -> dict:
         "fileTypes": ["net"],
         "comment": "Written by i2dl_dsl/editor/textmate.py from grammars/net.lark; do not edit by hand.",
         "patterns": [{"include": f"#{rule}"} for rule in _REPOSITORY_ORDER],
-        "repository": _repository(words),
+        "repository": _repository(),
     }
 
 
@@ -43,34 +45,51 @@ _REPOSITORY_ORDER = ("comment", "string", "definition", "keyword", "constant", "
                      "argument", "call", "name", "operator", "punctuation", "invalid")
 
 
-def _repository(words: list[str]) -> dict:
+def terminals() -> dict[str, str]:
+    """The patterns of the words, read from the grammar: a terminal it
+    lacks falls back to the form it has today."""
+    name = pattern("NAME") or r"[A-Za-z_][A-Za-z0-9_]*"
+    found = {"NAME": name, "LABEL": pattern("LABEL") or name, "INT": pattern("INT") or r"\d+",
+             "FLOAT": pattern("FLOAT") or r"\d+\.\d*", "STRING": pattern("STRING") or r'"[^"\n]*"',
+             "COMMENT": pattern("COMMENT") or "#.*"}
+    # Their groups must not capture: the rules number their own captures.
+    return {key: re.sub(r"(?<!\\)\((?!\?)", "(?:", regex) for key, regex in found.items()}
+
+
+def _alternatives(items) -> str:
+    return "|".join(re.escape(i) for i in items)
+
+
+def _repository() -> dict:
+    t = terminals()
+    words = [w for w in keywords() if w not in _CONSTANTS]
     definers = "|".join(w for w in _DEFINERS if w in words)
+    operators = [s for s in symbols() if s not in _BRACKETS and s not in _SEPARATORS and s != _CHAIN]
     return {
-        "comment": {"name": "comment.line.number-sign.net", "match": "#.*$"},
-        "string": {"name": "string.quoted.double.net", "match": r'"[^"\n]*"?'},
-        "definition": {"match": rf"\b({definers})\s+({NAME})",
+        "comment": {"name": "comment.line.number-sign.net", "match": t["COMMENT"]},
+        "string": {"name": "string.quoted.double.net", "match": t["STRING"]},
+        "definition": {"match": rf"\b({definers})\s+({t['NAME']})",
                        "captures": {"1": {"name": "storage.type.net"}, "2": {"name": "entity.name.function.net"}}},
         "keyword": {"name": "keyword.control.net", "match": rf"\b({'|'.join(words)})\b"},
         "constant": {"name": "constant.language.net", "match": rf"\b({'|'.join(_CONSTANTS)})\b"},
-        "number": {"name": "constant.numeric.net",
-                   "match": r"(?:\b\d+\.\d*(?:[eE][+-]?\d+)?|\b\d+[eE][+-]?\d+|\.\d+(?:[eE][+-]?\d+)?|\b\d+)"},
-        "label": {"match": rf"^\s*({NAME})\s*(:)",
+        "number": {"name": "constant.numeric.net", "match": rf"(?:{t['FLOAT']})|(?:{t['INT']})"},
+        "label": {"match": rf"({t['LABEL']})\s*(:)",
                   "captures": {"1": {"name": "entity.name.tag.label.net"}, "2": {"name": "punctuation.separator.net"}}},
-        "assignment": {"match": rf"^\s*({NAME})\s*(=)(?!=)",
+        "assignment": {"match": rf"^\s*((?:{t['NAME']})(?:\s*,\s*(?:{t['NAME']}))*)\s*(=)",
                        "captures": {"1": {"name": "variable.other.definition.net"},
                                     "2": {"name": "keyword.operator.assignment.net"}}},
-        "argument": {"match": rf"\b({NAME})\s*(=)",
+        "argument": {"match": rf"({t['NAME']})\s*(=)",
                      "captures": {"1": {"name": "variable.parameter.net"},
                                   "2": {"name": "keyword.operator.assignment.net"}}},
-        "call": {"name": "entity.name.function.call.net", "match": rf"\b{NAME}(?=\s*\()"},
-        "name": {"name": "variable.other.net", "match": rf"\b{NAME}\b"},
-        "operator": {"patterns": [{"name": "keyword.operator.chain.net", "match": "->"},
-                                  {"name": "keyword.operator.arithmetic.net", "match": r"//|[*/+\-]"},
-                                  {"name": "keyword.operator.assignment.net", "match": "="}]},
-        "punctuation": {"patterns": [{"name": "punctuation.section.braces.net", "match": r"[{}]"},
-                                     {"name": "punctuation.section.parens.net", "match": r"[()]"},
-                                     {"name": "punctuation.section.brackets.net", "match": r"[\[\]]"},
-                                     {"name": "punctuation.separator.net", "match": "[,:]"}]},
+        "call": {"name": "entity.name.function.call.net", "match": rf"(?:{t['NAME']})(?=\s*\()"},
+        "name": {"name": "variable.other.net", "match": t["NAME"]},
+        "operator": {"patterns": [{"name": "keyword.operator.chain.net", "match": re.escape(_CHAIN)},
+                                  {"name": "keyword.operator.net", "match": _alternatives(operators)}]},
+        "punctuation": {"patterns": [
+            *({"name": f"punctuation.section.{kind}.net", "match": _alternatives(b for b, k in _BRACKETS.items()
+                                                                                  if k == kind)}
+              for kind in ("braces", "parens", "brackets")),
+            {"name": "punctuation.separator.net", "match": _alternatives(_SEPARATORS)}]},
         "invalid": {"name": "invalid.illegal.net", "match": r"[^\s]"},
     }
 

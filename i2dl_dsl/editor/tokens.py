@@ -49,10 +49,23 @@ def words(text: str) -> list[Token]:
 
 def keywords() -> list[str]:
     """The grammar's reserved words (`network`, `residual`, `true`, ...),
-    read from its anonymous terminals, so new syntax brings its own."""
-    found = set()
+    read from its literal terminals, so new syntax brings its own."""
+    return sorted({t.pattern.value for t in _lark().terminals
+                   if t.pattern.type == "str" and t.pattern.value.isidentifier()})
+
+
+def symbols() -> list[str]:
+    """The grammar's operators and punctuation (`->`, `//`, `(`, ...),
+    longest first."""
+    return sorted({t.pattern.value for t in _lark().terminals
+                   if t.pattern.type == "str" and not t.pattern.value.isidentifier()},
+                  key=lambda s: (-len(s), s))
+
+
+def pattern(name: str) -> str | None:
+    """The regular expression of the grammar's terminal `name` (NAME, INT,
+    FLOAT, STRING, COMMENT, ...), or None where the grammar has none."""
     for terminal in _lark().terminals:
-        pattern = terminal.pattern
-        if pattern.type == "str" and pattern.value.isidentifier():
-            found.add(pattern.value)
-    return sorted(found)
+        if terminal.name == name and terminal.pattern.type == "re":
+            return terminal.pattern.to_regexp()
+    return None
