@@ -138,14 +138,14 @@ def test_a_long_chain_breaks_before_its_arrows() -> None:
     assert format_text(formatted) == formatted
 
 
-def test_spacing_and_alignment_rules() -> None:
+def test_spacing_and_comment_alignment() -> None:
     text = ("block b(c,s=1){\n  conv(c*4,k=3,s=s,p=(c - 1)//2)->relu\n}\nnetwork N{\ninput x[c=3,h=8,w=8]\n"
             "a:b(8)\nlonger:b(8)*2\ny=x->conv(8, k=1)   # one\nyy = y->relu # two\n}\n"
             "train {\n  lr_scale a=0.1\n  seed -1\n}\n")
     assert format_text(text) == (
         "block b(c, s=1) {\n    conv(c*4, k=3, s=s, p=(c - 1)//2) -> relu\n}\nnetwork N {\n"
-        "    input x[c=3, h=8, w=8]\n    a:      b(8)\n    longer: b(8) * 2\n"
-        "    y  = x -> conv(8, k=1)  # one\n    yy = y -> relu          # two\n}\n"
+        "    input x[c=3, h=8, w=8]\n    a: b(8)\n    longer: b(8) * 2\n"
+        "    y = x -> conv(8, k=1)  # one\n    yy = y -> relu         # two\n}\n"
         "train {\n    lr_scale a=0.1\n    seed -1\n}\n")
 
 

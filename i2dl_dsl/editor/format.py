@@ -5,9 +5,9 @@ It works on the checker's token stream, comments included, and never on
 the words themselves: a token's text is written as it was, so the file
 means what it meant (the test suite checks the elaborated graph). What it
 decides is the space between tokens, each line's indentation, where long
-chains break, and the alignment of labels, named tensors and trailing
-comments. The line breaks a person chose are kept (a chain continued on
-the next line stays there); blank lines are kept, runs of them become one.
+chains break, and the alignment of trailing comments. The line breaks a
+person chose are kept (a chain continued on the next line stays there);
+blank lines are kept, runs of them become one.
 
 The rules go by token kind, so that new syntax is laid out without changes
 here: one space around `->`; none inside brackets around `=` and
@@ -24,7 +24,7 @@ from __future__ import annotations
 from lark import Token
 
 from ..syntax.parser import parse_text
-from .layout import MAX_WIDTH, Line, align_comments, align_names, chain_start
+from .layout import MAX_WIDTH, Line, align_comments, chain_start
 from .tokens import COMMENT, NEWLINE, SPACE, lex
 
 INDENT = 4
@@ -50,7 +50,6 @@ def format_text(text: str, path: str = "<text>") -> str:
     for line in lines:
         line.head = _head(line.tokens) if line.first_of_statement else 0
         line.code, line.offsets = _join(line.tokens, line.head)
-    align_names(lines)
     _indent(lines)
     lines = [piece for line in lines for piece in _break(line)]
     align_comments(lines)
