@@ -181,3 +181,17 @@ def test_the_zoo_opens_without_diagnostics(client):
     path = ROOT / "models" / "resnet50.net"
     client.open(path, path.read_text(), version=7)
     assert client.diagnostics(path, version=7)["diagnostics"] == []
+
+
+def test_several_tensors_named_at_once(client, tmp_path):
+    text = ("network N {\n    input x[8, 8, 8]\n    a, b = x -> chunk(2)\n"
+            "    y = concat(a -> relu, b) -> conv(4, k=1)\n}\n")
+    path = tmp_path / "pieces.net"
+    client.open(path, text, version=1)
+    assert client.diagnostics(path, version=1)["diagnostics"] == []
+    hover = client.request("textDocument/hover", _at(path, text, "b) ->"))
+    assert "[4, 8, 8]" in hover["contents"]["value"]
+    location = client.request("textDocument/definition", _at(path, text, "b) ->"))
+    assert location["range"]["start"] == {"line": 2, "character": 7}
+    symbols = client.request("textDocument/documentSymbol", {"textDocument": {"uri": path.as_uri()}})
+    assert [c["name"] for c in symbols[0]["children"]] == ["x", "a", "b", "y"]

@@ -153,6 +153,21 @@ def _tensors(text: str) -> list[Item]:
     return [Item(name, "tensor", "named tensor") for name in sorted(set(_defined(text, "EQUAL")))]
 
 
+def _named_here(tokens: list[Token]) -> list[str]:
+    """The names a statement starting at tokens[0] gives its tensors:
+    `e1 = ...`, `a, b = ...`; none for other statements."""
+    names = []
+    for index in range(0, len(tokens) - 1, 2):
+        if tokens[index].type != "NAME":
+            return []
+        names.append(str(tokens[index]))
+        if tokens[index + 1].type == "EQUAL":
+            return names
+        if tokens[index + 1].type != "COMMA":
+            return []
+    return []
+
+
 def _defined(text: str, how: str) -> list[str]:
     """Names the text defines: `block NAME` (how=BLOCK), `NAME = ...` at a
     statement's start and `input NAME[` (how=EQUAL)."""
@@ -164,9 +179,8 @@ def _defined(text: str, how: str) -> list[str]:
         elif how == "EQUAL" and a.type == "INPUT" and b.type == "NAME":
             found.append(str(b))
     if how == "EQUAL":
-        for index, token in enumerate(tokens[:-1]):
+        for index, token in enumerate(tokens):
             before = tokens[index - 1] if index else None
-            starts = before is None or before.line < token.line
-            if token.type == "NAME" and tokens[index + 1].type == "EQUAL" and starts:
-                found.append(str(token))
+            if token.type == "NAME" and (before is None or before.line < token.line):
+                found += _named_here(tokens[index:])
     return found

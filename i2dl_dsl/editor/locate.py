@@ -72,6 +72,9 @@ def _classify(node: Any, blocks: dict[str, ast.BlockDef], line: int, character: 
         return Target("block", node.name, node.name_span, node)
     if isinstance(node, ast.InputStmt):
         return Target("input", node.name, _word(node.span, node.name, "input "), node)
+    for name, span in zip(getattr(node, "targets", ()), getattr(node, "target_spans", ())):
+        if contains(span, line, character):  # `a, b = x -> chunk(2)`: one of several tensors named
+            return Target("tensor", name, span, node)
     if isinstance(node, ast.ChainStmt) and (node.target or node.label):
         word = node.target or node.label
         span = _word(node.span, word)

@@ -62,6 +62,8 @@ def references(snapshot: Snapshot, line: int, character: int, include_declaratio
             found.append(node.name_span)
         elif include_declaration and isinstance(node, ast.ChainStmt) and node.target == target.name:
             found.append(_start_word(node.span, target.name))
+        elif include_declaration and target.name in getattr(node, "targets", ()):
+            found.append(node.target_spans[node.targets.index(target.name)])
     declared = definition(snapshot, line, character)
     if include_declaration and declared is not None and declared not in found and declared.line > 0:
         found.append(declared)
@@ -103,4 +105,6 @@ def _body_symbols(body) -> tuple[Symbol, ...]:
         elif isinstance(stmt, ast.ChainStmt) and (stmt.label or stmt.target):
             word = stmt.label or stmt.target
             out.append(Symbol(word, "label" if stmt.label else "tensor", stmt.span, _start_word(stmt.span, word)))
+        out += [Symbol(name, "tensor", stmt.span, span)  # several tensors named at once
+                for name, span in zip(getattr(stmt, "targets", ()), getattr(stmt, "target_spans", ()))]
     return tuple(out)
