@@ -179,8 +179,12 @@ def test_formatting_returns_the_formatted_text(client, tmp_path):
 
 def test_the_zoo_opens_without_diagnostics(client):
     path = ROOT / "models" / "resnet50.net"
-    client.open(path, path.read_text(), version=7)
+    text = path.read_text()
+    client.open(path, text, version=7)
     assert client.diagnostics(path, version=7)["diagnostics"] == []
+    # A label's totals: torchvision's resnet50 layer2 holds 1,219,584 parameters.
+    hover = client.request("textDocument/hover", _at(path, text, "layer2:"))
+    assert "params 1,219,584" in hover["contents"]["value"] and "[512, 28, 28]" in hover["contents"]["value"]
 
 
 def test_several_tensors_named_at_once(client, tmp_path):
@@ -195,3 +199,16 @@ def test_several_tensors_named_at_once(client, tmp_path):
     assert location["range"]["start"] == {"line": 2, "character": 7}
     symbols = client.request("textDocument/documentSymbol", {"textDocument": {"uri": path.as_uri()}})
     assert [c["name"] for c in symbols[0]["children"]] == ["x", "a", "b", "y"]
+
+
+def test_a_used_file_changed_on_disk_is_read_again(client, tmp_path):
+    library = tmp_path / "lib.net"
+    library.write_text(BLOCKS)
+    path = tmp_path / "main.net"
+    client.open(path, USES, version=1)
+    assert client.diagnostics(path, version=1)["diagnostics"] == []
+    library.write_text(BLOCKS.replace("pair(c)", "pair(c, c)"))  # two parameters named c
+    client.notify("workspace/didChangeWatchedFiles", {"changes": [{"uri": library.as_uri(), "type": 2}]})
+    uri = path.resolve().as_uri()
+    again = client.wait_for("textDocument/publishDiagnostics", lambda p: p["uri"] == uri and p["diagnostics"])
+    assert "two parameters named 'c'" in again["diagnostics"][0]["message"]

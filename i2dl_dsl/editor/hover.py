@@ -2,7 +2,8 @@
 
 A layer: its output shape, parameters, MACs, receptive field and the
 output-size formula with the numbers filled in; a block call: the block's
-signature and the instance's totals; a named tensor or the input: its shape.
+signature and the instance's totals; a label: the totals of the layers
+named after it; a named tensor or the input: its shape.
 A layer inside a block has one result per instance: the first is shown,
 with how many there are.
 """
@@ -24,7 +25,8 @@ def hover_text(snapshot: Snapshot, line: int, character: int) -> tuple[str, Targ
     target = target_at(snapshot, line, character)
     if target is None:
         return None
-    text = {"layer": _layer, "block": _block, "tensor": _tensor, "input": _tensor}.get(target.kind, _none)(
+    text = {"layer": _layer, "block": _block, "tensor": _tensor, "input": _tensor, "label": _label}.get(
+        target.kind, _none)(
         snapshot, target)
     return (text, target) if text else None
 
@@ -92,6 +94,21 @@ def _block(snapshot: Snapshot, target: Target) -> str:
     facts = f"{len(layers)} layers{shape}  \nparams {total_params:,} · MACs {total_macs:,}"
     more = [f"one of {len(instances)} instances"] if len(instances) > 1 else []
     return "\n\n".join([head, facts, *more])
+
+
+def _label(snapshot: Snapshot, target: Target) -> str:
+    """A label of the network: the layers named after it, their totals and output."""
+    found = snapshot.found
+    if found is None:
+        return ""
+    a = found.analysis
+    layers = [n for n in a.order if n == target.name or n.startswith(target.name + ".")]
+    if not layers:
+        return ""
+    last = next((n for n in reversed(layers) if n in a.shapes), None)
+    shape = f" → **{fmt_shape(a.shapes[last])}**" if last else ""
+    return (f"**{target.name}**: {len(layers)} layers{shape}  \n"
+            f"params {sum(a.layer_params(n) for n in layers):,} · MACs {sum(a.macs.get(n, 0) for n in layers):,}")
 
 
 def _expr(snapshot: Snapshot, span) -> str:

@@ -17,7 +17,7 @@ from .. import __version__
 from ..diagnostics import CompileError
 from . import actions, completion, format, hover, inlay, navigation
 from .convert import to_lsp, to_range, uri_of
-from .workspace import Workspace
+from .workspace import Workspace, identity
 
 _ITEM_KINDS = {"layer": lsp.CompletionItemKind.Function, "block": lsp.CompletionItemKind.Class,
                "tensor": lsp.CompletionItemKind.Variable, "argument": lsp.CompletionItemKind.Property,
@@ -52,10 +52,10 @@ class NetServer(LanguageServer):
     def snapshot(self, uri: str):
         """The latest check of a document, or the latest that parsed when
         the current text does not."""
-        path = to_fs_path(uri)
-        current = self.files.snapshot(path)
+        key = identity(to_fs_path(uri))
+        current = self.files.snapshots.get(key)
         if current is not None and current.module is None:
-            return self.files.good.get(next(iter(k for k, v in self.files.snapshots.items() if v is current)))
+            return self.files.good.get(key)
         return current
 
 
@@ -67,6 +67,17 @@ def _initialize(ls: NetServer, params: lsp.InitializeParams) -> None:
     options = params.initialization_options or {}
     if isinstance(options, dict):
         ls.inlay_hints = bool(options.get("inlayHints", True))
+
+
+@server.feature(lsp.INITIALIZED)
+def _initialized(ls: NetServer, params: lsp.InitializedParams) -> None:
+    """Ask the client to report changes of .net files on disk, where it can
+    (VS Code's extension asks for them itself)."""
+    watched = ls.client_capabilities.workspace and ls.client_capabilities.workspace.did_change_watched_files
+    if watched and watched.dynamic_registration:
+        options = lsp.DidChangeWatchedFilesRegistrationOptions(watchers=[lsp.FileSystemWatcher(glob_pattern="**/*.net")])
+        ls.client_register_capability(lsp.RegistrationParams(registrations=[lsp.Registration(
+            id="i2dl-net-files", method=lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES, register_options=options)]))
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
