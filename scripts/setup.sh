@@ -72,4 +72,9 @@ make_venv
 install_dot
 if [ "${1:-}" = "--test" ]; then
     "${PIP[@]}" -e '.[test]' "torch==2.13.0"
+    # VS Code's own TextMate engine for the grammar test, where node is installed (the test skips without it).
+    if command -v npm >/dev/null 2>&1; then
+        (cd editors/vscode && npm install --no-audit --no-fund --silent) ||
+            echo "warning: npm install in editors/vscode failed; the VS Code engine's grammar test will skip" >&2
+    fi
 fi

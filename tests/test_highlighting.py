@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import tomllib
 from importlib import import_module
 from pathlib import Path
@@ -53,6 +55,29 @@ def test_textmate_grammar_tokenises_every_zoo_file(path: Path) -> None:
     for number, line in enumerate(lines):
         unmatched = [c for c, ch in enumerate(line) if not ch.isspace() and c not in covered[number]]
         assert not unmatched, f"{path.name}:{number + 1}:{unmatched[0] + 1}: unmatched text {line[unmatched[0]:]!r}"
+
+
+VSCODE = ROOT / "editors" / "vscode"
+
+
+def test_vscode_textmate_engine_tokenises_every_zoo_file() -> None:
+    """The same check with VS Code's own engine, where node and the
+    extension's modules are present (`npm install` in editors/vscode)."""
+    node = shutil.which("node")
+    if node is None or not (VSCODE / "node_modules" / "vscode-textmate").is_dir():
+        pytest.skip("needs node and `npm install` in editors/vscode")
+    result = subprocess.run([node, str(VSCODE / "test" / "tokenize.js"), *map(str, ZOO)], capture_output=True,
+                            text=True, timeout=120, check=True)
+    covered: dict[tuple[str, int], set[int]] = {}
+    for file, line, start, end, scopes in json.loads(result.stdout):
+        assert "invalid.illegal.net" not in scopes, f"{Path(file).name}:{line + 1}:{start + 1} is invalid"
+        if len(scopes) > 1:
+            covered.setdefault((file, line), set()).update(range(start, end))
+    for path in ZOO:
+        for number, line in enumerate(path.read_text().split("\n")):
+            seen = covered.get((str(path), number), set())
+            unmatched = [c for c, ch in enumerate(line) if not ch.isspace() and c not in seen]
+            assert not unmatched, f"{path.name}:{number + 1}:{unmatched[0] + 1}: unmatched {line[unmatched[0]:]!r}"
 
 
 def test_textmate_grammar_marks_what_is_not_the_language() -> None:
