@@ -48,9 +48,9 @@ def _layer_facts(snapshot: Snapshot, name: str) -> str:
     found = snapshot.found
     a = found.analysis  # type: ignore[union-attr]
     node = layer_node(found.graph, name)  # type: ignore[union-attr]
-    if name not in a.shapes:
+    if a.shapes.get(name) is None:
         return f"`{name}`: no shape (an error before it)"
-    inputs = [a.shapes[i] for i in node.inputs if i in a.shapes]
+    inputs = [a.shapes[i] for i in node.inputs if a.shapes.get(i) is not None]
     lines = [f"`{name}` → **{fmt_shape(a.shapes[name])}**",
              f"params {a.layer_params(name):,} · MACs {a.macs.get(name, 0):,}" +
              (f" · receptive field {_field(a.fields.get(name))}" if a.fields.get(name) else "")]
@@ -89,7 +89,7 @@ def _block(snapshot: Snapshot, target: Target) -> str:
     layers = instances[0]
     total_params = sum(a.layer_params(n) for n in layers)
     total_macs = sum(a.macs.get(n, 0) for n in layers)
-    last = next((n for n in reversed(layers) if n in a.shapes), None)
+    last = next((n for n in reversed(layers) if a.shapes.get(n) is not None), None)
     shape = f" → **{fmt_shape(a.shapes[last])}**" if last else ""
     facts = f"{len(layers)} layers{shape}  \nparams {total_params:,} · MACs {total_macs:,}"
     more = [f"one of {len(instances)} instances"] if len(instances) > 1 else []
@@ -105,7 +105,7 @@ def _label(snapshot: Snapshot, target: Target) -> str:
     layers = [n for n in a.order if n == target.name or n.startswith(target.name + ".")]
     if not layers:
         return ""
-    last = next((n for n in reversed(layers) if n in a.shapes), None)
+    last = next((n for n in reversed(layers) if a.shapes.get(n) is not None), None)
     shape = f" → **{fmt_shape(a.shapes[last])}**" if last else ""
     return (f"**{target.name}**: {len(layers)} layers{shape}  \n"
             f"params {sum(a.layer_params(n) for n in layers):,} · MACs {sum(a.macs.get(n, 0) for n in layers):,}")
@@ -125,7 +125,7 @@ def _tensor(snapshot: Snapshot, target: Target) -> str:
         return ""
     graph = found.graph
     node = graph.graph.get("input") if target.kind == "input" else graph.graph.get("tensors", {}).get(target.name)
-    if node is None or node not in found.analysis.shapes:
+    if node is None or found.analysis.shapes.get(node) is None:
         return ""
     what = "input" if target.kind == "input" else "tensor"
     return f"{what} **{target.name}** → **{fmt_shape(found.analysis.shapes[node])}** (from `{node}`)"

@@ -35,7 +35,7 @@ def shape_hints(snapshot: Snapshot) -> list[Hint]:
     hints = []
     for key, stmt in starts.items():
         name = last_of.get(key)
-        if name is None or name not in found.analysis.shapes or isinstance(stmt, ast.InputStmt):
+        if name is None or found.analysis.shapes.get(name) is None or isinstance(stmt, ast.InputStmt):
             continue
         hints.append(Hint(stmt.span.end_line - 1, stmt.span.end_col - 1, f"  → {fmt_shape(found.analysis.shapes[name])}"))
     return hints

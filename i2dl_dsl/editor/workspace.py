@@ -100,6 +100,10 @@ class Workspace:
             found, diagnostics = None, exc.diagnostics
         except RecursionError:
             found, diagnostics = None, (Diagnostic("error", "the file nests too deeply to check", Span.file(path)),)
+        except Exception as exc:  # noqa: BLE001 - the editor keeps serving; the user sees what broke
+            message = f"internal error while checking: {type(exc).__name__}: {exc}"
+            found, diagnostics = None, (Diagnostic("error", message, Span.file(path),
+                                                   ("please report it, with the file",)),)
         parsed = self._parsed.get(key)
         snapshot = Snapshot(path, self.texts.get(key, parsed.text if parsed else ""), version, diagnostics, found,
                             parsed.module if parsed else None, frozenset(read | {key}))
