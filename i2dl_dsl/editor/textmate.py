@@ -99,8 +99,10 @@ def text() -> str:
 
 
 def main() -> int:
-    """Write the grammar file (the VS Code extension's copy)."""
-    GRAMMAR_FILE.parent.mkdir(parents=True, exist_ok=True)
+    """Write the grammar file (the VS Code extension's copy, in a source checkout)."""
+    if not GRAMMAR_FILE.parent.parent.is_dir():
+        print(f"error: no {GRAMMAR_FILE.parent.parent} here: run this in a source checkout", file=sys.stderr)
+        return 2
     GRAMMAR_FILE.write_text(text(), encoding="utf-8")
     print(f"wrote {GRAMMAR_FILE.relative_to(ROOT)}", file=sys.stderr)
     return 0
