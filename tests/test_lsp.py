@@ -104,6 +104,11 @@ def test_completion_after_an_arrow_offers_the_layer_kinds(client, tmp_path):
     result = client.request("textDocument/completion", _at(path, text, "flatten -> ", len("flatten -> ")))
     labels = {item["label"] for item in result["items"]}
     assert set(REGISTRY) <= labels
+    commented = text.replace("flatten -> ", "flatten  # then -> ")
+    client.change(path, commented, version=2)
+    client.diagnostics(path, version=2)
+    inside = client.request("textDocument/completion", _at(path, commented, "# then -> ", len("# then -> ")))
+    assert inside["items"] == []
 
 
 def test_completion_inside_a_call_offers_its_arguments(client, tmp_path):

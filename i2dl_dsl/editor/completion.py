@@ -24,7 +24,7 @@ from ..train.schedules import SCHEDULES
 from ..train.stopping import EARLY_STOPPING
 from ..values import signature_text, value_text
 from .locate import blocks_of
-from .tokens import words
+from .tokens import COMMENT, NEWLINE, SPACE, lex_partial, words
 from .workspace import Snapshot
 
 # The registry each train setting's value is chosen from, and the settings written with arguments.
@@ -47,7 +47,10 @@ def complete(snapshot: Snapshot | None, text: str, line: int, character: int) ->
     """The items for the 0-based position in `text` (the document as it is
     now); `snapshot` is the latest one that parsed, for blocks of used files."""
     prefix = _prefix(text, line, character)
-    tokens = words(prefix)
+    every = lex_partial(prefix)
+    if every and every[-1].type == COMMENT and every[-1].line == line + 1:
+        return []  # inside a comment
+    tokens = [t for t in every if t.type not in (COMMENT, NEWLINE, SPACE)]
     if tokens and tokens[-1].type in ("NAME", "CONCAT") and not prefix[-1:].isspace():
         tokens = tokens[:-1]  # the word being typed
     call, braces = _context(tokens)

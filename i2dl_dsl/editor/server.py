@@ -121,7 +121,7 @@ def _hover(ls: NetServer, params: lsp.HoverParams) -> lsp.Hover | None:
     return lsp.Hover(lsp.MarkupContent(lsp.MarkupKind.Markdown, text), to_range(target.span))
 
 
-@server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=[">", "(", ",", " "]))
+@server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=[">", "(", ","]))
 def _completion(ls: NetServer, params: lsp.CompletionParams) -> lsp.CompletionList:
     text = ls.workspace.get_text_document(params.text_document.uri).source
     items = completion.complete(ls.snapshot(params.text_document.uri), text, params.position.line,
