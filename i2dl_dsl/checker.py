@@ -11,8 +11,9 @@ import networkx as nx
 from .analysis import Analysis, analyse
 from .diagnostics import Diagnostic, Diagnostics, did_you_mean
 from .elaborate import elaborate
-from .loader import load
+from .loader import Parse, Program, load
 from .names import scopes
+from .syntax.parser import parse_file
 from .trainspec import check_train
 
 
@@ -49,10 +50,24 @@ def _check_layer_names(section, graph: nx.DiGraph, diags: Diagnostics) -> None:
                             did_you_mean(name, prefixes) or "layer names are listed by --summary")
 
 
-def check(path: str | Path, params: dict[str, Any] | None = None) -> CheckedNetwork:
-    """Parse, elaborate and analyse a .net file; CompileError lists every
-    mistake. `params` set the parameters of `network Net(p=...)`."""
-    program = load(path)
+@dataclass
+class Examination:
+    """Everything the checker found in a file, mistakes included: the
+    graph holds what could be built, `diags` every error and warning.
+    Editors read it as it is; `check` insists on no errors."""
+
+    program: Program
+    graph: nx.DiGraph
+    analysis: Analysis
+    train: dict[str, Any]
+    diags: Diagnostics
+
+
+def examine(path: str | Path, params: dict[str, Any] | None = None, parse: Parse = parse_file) -> Examination:
+    """Parse, elaborate and analyse a .net file, collecting every mistake;
+    a file that cannot be read or parsed raises CompileError. `parse` reads
+    one file (see `loader.load`)."""
+    program = load(path, parse)
     diags = Diagnostics(list(program.warnings))
     graph = elaborate(program, diags, params)
     section = program.main.trains[0] if program.main.trains else None
@@ -62,5 +77,14 @@ def check(path: str | Path, params: dict[str, Any] | None = None) -> CheckedNetw
     # Chains cut short by an error add no nodes, so the shapes of what was
     # built are still worth checking: independent mistakes are all reported.
     analysis = analyse(graph, diags)
-    diags.raise_if_errors()
-    return CheckedNetwork(graph.graph["network"], str(path), graph, analysis, train, tuple(diags.warnings))
+    return Examination(program, graph, analysis, train, diags)
+
+
+def check(path: str | Path, params: dict[str, Any] | None = None) -> CheckedNetwork:
+    """Parse, elaborate and analyse a .net file; CompileError lists every
+    mistake. `params` set the parameters of `network Net(p=...)`."""
+    found = examine(path, params)
+    found.diags.raise_if_errors()
+    graph = found.graph
+    return CheckedNetwork(graph.graph["network"], str(path), graph, found.analysis, found.train,
+                          tuple(found.diags.warnings))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from .diagnostics import CompileError, Diagnostic, Diagnostics, Span
 from .layers import REGISTRY
@@ -19,11 +20,19 @@ class Program:
     warnings: list[Diagnostic] = field(default_factory=list)
 
 
-def load(path: str | Path) -> Program:
-    """Parse `path` and its imports; every error of every file is collected."""
+# Reads one file into its syntax tree: (path, the `use` span that asked for
+# it, the path as written there) → Module, or CompileError.
+Parse = Callable[[Path, "Span | None", "str | None"], ast.Module]
+
+
+def load(path: str | Path, parse: Parse = parse_file, require_network: bool = True) -> Program:
+    """Parse `path` and its imports; every error of every file is collected.
+    `parse` reads one file (an editor passes one that reads the texts it
+    holds open and keeps the trees of files that did not change); an
+    editor also checks files of blocks alone (`require_network` False)."""
     diags = Diagnostics()
     modules: dict[Path, ast.Module] = {}
-    main = _load_module(Path(path), None, [], modules, diags)
+    main = _load_module(Path(path), None, [], modules, diags, parse=parse)
     if main is None:
         diags.raise_if_errors()
         raise AssertionError("a file that failed to load reported no error")
@@ -31,14 +40,14 @@ def load(path: str | Path) -> Program:
     for module in modules.values():
         for block in module.blocks:
             _add_block(program, block, diags)
-    _check_single(main, diags)
+    _check_single(main, diags, require_network)
     diags.raise_if_errors()
     program.warnings = diags.warnings
     return program
 
 
 def _load_module(path: Path, from_span: Span | None, stack: list[Path], modules: dict[Path, ast.Module],
-                 diags: Diagnostics, written: str | None = None) -> ast.Module | None:
+                 diags: Diagnostics, written: str | None = None, parse: Parse = parse_file) -> ast.Module | None:
     key = _identity(path)
     if key in stack:
         cycle = " -> ".join(p.name for p in stack[stack.index(key):] + [key])
@@ -47,7 +56,7 @@ def _load_module(path: Path, from_span: Span | None, stack: list[Path], modules:
     if key in modules:
         return modules[key]
     try:
-        module = parse_file(path, from_span, written)
+        module = parse(path, from_span, written)
     except CompileError as exc:
         for d in exc.diagnostics:
             diags.add(_imported_here(d, from_span))
@@ -55,7 +64,7 @@ def _load_module(path: Path, from_span: Span | None, stack: list[Path], modules:
     modules[key] = module
     for use in module.uses:
         target = (path.parent / use.path)
-        _load_module(target, use.span, stack + [key], modules, diags, use.path)
+        _load_module(target, use.span, stack + [key], modules, diags, use.path, parse)
     return module
 
 
@@ -99,10 +108,10 @@ def _add_block(program: Program, block: ast.BlockDef, diags: Diagnostics) -> Non
     program.blocks[block.name] = block
 
 
-def _check_single(main: ast.Module, diags: Diagnostics) -> None:
+def _check_single(main: ast.Module, diags: Diagnostics, require_network: bool = True) -> None:
     for network in main.networks:
         _check_params(f"network '{network.name}'", network.params, diags)
-    if not main.networks:
+    if not main.networks and require_network:
         diags.error("the file defines no network", Span.file(main.path),
                     "add `network Name { input x[C, H, W] ... }`; files that only hold blocks are imported with `use`")
     for extra in main.networks[1:]:

@@ -36,6 +36,10 @@ def elaborate_network(program: Program, net: ast.NetworkDef, diags: Diagnostics,
         diags.error(f"network '{net.name}' has no input", net.name_span,
                     "declare it first: input x[3, 32, 32] (images) or input x[T, F] (sequences)")
     graph.graph["output"] = output
+    # The network's named tensors (name → node) and where each is named, for
+    # tools that point at them (an editor's hover and go-to-definition).
+    graph.graph["tensors"] = {name: node for name, node in scope.tensors.items() if node is not None}
+    graph.graph["tensor_spans"] = dict(scope.tensor_spans)
     # After an error, a chain that was cut short may have been the reader
     # of a tensor: warning about it would be noise.
     if len(diags.errors) == errors_before:

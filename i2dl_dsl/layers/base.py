@@ -295,6 +295,11 @@ class Layer:
         """Multiply-adds for one sample (one multiply-add = 1)."""
         return 0
 
+    def formula(self, inputs: list[Shape], output: Shape) -> list[str]:
+        """How the output size follows from the input, with the numbers
+        filled in (one line per axis), for an editor's hover; none by default."""
+        return []
+
     # --- receptive field -------------------------------------------------------
     def receptive_field(self, fields: list[ReceptiveField | None], inputs: list[Shape],
                         output: Shape) -> ReceptiveField | None:

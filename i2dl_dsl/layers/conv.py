@@ -14,7 +14,7 @@ from fractions import Fraction
 from ..diagnostics import UserError
 from .base import Bool, Int, Layer, P, Pair, ReceptiveField, Shape, register
 from .declarations import FAN_IN, ZEROS
-from .window import ROUND, check_spatial, onnx_pads, resolve_padding, window_args, window_output
+from .window import ROUND, check_spatial, onnx_pads, resolve_padding, window_args, window_formulas, window_output
 
 
 def _check_groups(kind: str, cin: int, cout: int, groups: int) -> None:
@@ -49,6 +49,9 @@ class Conv(Layer):
         size = [window_output(n, self.a.k[i], self.a.s[i], pads[i], self.a.d[i], rounding, i)
                 for i, n in enumerate((h, w))]
         return (self.a.filters, *size)
+
+    def formula(self, inputs, output):
+        return window_formulas(inputs[0], self.a.k, self.a.s, self.pads(inputs[0]), self.a.d, output)
 
     def params(self, inputs, output):
         cin = inputs[0][0]

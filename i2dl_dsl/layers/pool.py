@@ -17,7 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 from .base import Bool, Layer, Pair, Shape, P, register
-from .window import ROUND, check_spatial, onnx_pads, resolve_padding, window_args, window_output
+from .window import ROUND, check_spatial, onnx_pads, resolve_padding, window_args, window_formulas, window_output
 
 
 class _Pool(Layer):
@@ -42,6 +42,9 @@ class _Pool(Layer):
         size = [window_output(n, self.a.k[i], self.stride[i], pads[i], 1, rounding, i)
                 for i, n in enumerate((h, w))]
         return (c, *size)
+
+    def formula(self, inputs, output):
+        return window_formulas(inputs[0], self.a.k, self.stride, self.pads(inputs[0]), (1, 1), output)
 
     def receptive_field(self, fields, inputs, output):
         return fields[0].window(self.a.k, self.stride) if fields[0] else None

@@ -81,6 +81,18 @@ def window_output(n: int, k: int, s: int, pad: tuple[int, int], d: int, rounding
                     *_integer_hints(n, keff, s, pad))
 
 
+def window_formulas(shape, k, s, pads, d, output) -> list[str]:
+    """`height: (56 - 3 + 2·1)/1 + 1 = 56` for each spatial axis of a layer
+    that read `shape` and gave `output`, with the rounding it applied."""
+    lines = []
+    for axis, n in enumerate(shape[1:3]):
+        keff = effective_kernel(k[axis], d[axis])
+        value = Fraction(n - keff + pads[axis][0] + pads[axis][1], s[axis]) + 1
+        rounded = f", rounded to {output[1 + axis]}" if value.denominator != 1 else ""
+        lines.append(f"{AXES[axis]}: {_formula(n, keff, s[axis], pads[axis])} = {_num(value)}{rounded}")
+    return lines
+
+
 def _formula(n: int, keff: int, s: int, pad: tuple[int, int]) -> str:
     padding = f"2·{pad[0]}" if pad[0] == pad[1] else f"{pad[0]} + {pad[1]}"
     return f"({n} - {keff} + {padding})/{s} + 1"
