@@ -49,10 +49,11 @@ def _check_layer_names(section, graph: nx.DiGraph, diags: Diagnostics) -> None:
                             did_you_mean(name, prefixes) or "layer names are listed by --summary")
 
 
-def check(path: str | Path, params: dict[str, Any] | None = None) -> CheckedNetwork:
+def check(path: str | Path, params: dict[str, Any] | None = None, source: str | None = None) -> CheckedNetwork:
     """Parse, elaborate and analyse a .net file; CompileError lists every
-    mistake. `params` set the parameters of `network Net(p=...)`."""
-    program = load(path)
+    mistake. `params` set the parameters of `network Net(p=...)`. With
+    `source`, that text is checked as the file `path` (which need not exist)."""
+    program = load(path, source)
     diags = Diagnostics(list(program.warnings))
     graph = elaborate(program, diags, params)
     section = program.main.trains[0] if program.main.trains else None

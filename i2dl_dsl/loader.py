@@ -9,7 +9,7 @@ from pathlib import Path
 from .diagnostics import CompileError, Diagnostic, Diagnostics, Span
 from .layers import REGISTRY
 from .syntax import ast
-from .syntax.parser import parse_file
+from .syntax.parser import parse_file, parse_given
 
 
 @dataclass
@@ -19,11 +19,13 @@ class Program:
     warnings: list[Diagnostic] = field(default_factory=list)
 
 
-def load(path: str | Path) -> Program:
-    """Parse `path` and its imports; every error of every file is collected."""
+def load(path: str | Path, source: str | None = None) -> Program:
+    """Parse `path` and its imports; every error of every file is collected.
+    With `source`, that text is the main file, shown in messages as `path`;
+    its `use` statements are read relative to the folder of `path`."""
     diags = Diagnostics()
     modules: dict[Path, ast.Module] = {}
-    main = _load_module(Path(path), None, [], modules, diags)
+    main = _load_module(Path(path), None, [], modules, diags, given=source)
     if main is None:
         diags.raise_if_errors()
         raise AssertionError("a file that failed to load reported no error")
@@ -38,7 +40,7 @@ def load(path: str | Path) -> Program:
 
 
 def _load_module(path: Path, from_span: Span | None, stack: list[Path], modules: dict[Path, ast.Module],
-                 diags: Diagnostics, written: str | None = None) -> ast.Module | None:
+                 diags: Diagnostics, written: str | None = None, given: str | None = None) -> ast.Module | None:
     key = _identity(path)
     if key in stack:
         cycle = " -> ".join(p.name for p in stack[stack.index(key):] + [key])
@@ -47,7 +49,7 @@ def _load_module(path: Path, from_span: Span | None, stack: list[Path], modules:
     if key in modules:
         return modules[key]
     try:
-        module = parse_file(path, from_span, written)
+        module = parse_file(path, from_span, written) if given is None else parse_given(given, str(path))
     except CompileError as exc:
         for d in exc.diagnostics:
             diags.add(_imported_here(d, from_span))

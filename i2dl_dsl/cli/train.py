@@ -8,20 +8,18 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..diagnostics import Diagnostics, UserError, did_you_mean
+from ..diagnostics import UserError
 from ..lowering.export import buffer_names, parameter_shapes
 from ..lowering.weights import match_weights
-from ..names import scopes, within_any
+from ..names import within_any
 from ..runtime import DEVICES
-from ..syntax.parser import parse_text
 from ..train import experiments
-from ..train.augment import make_augmenter
 from ..train.losses import LOSSES
 from ..train.optimizers import OPTIMIZERS
 from ..train.run import Settings, train_network
+from ..train.settings import check_settings, section_overrides
 from ..train.rundir import CHECKPOINT, METRICS, MODEL, PLOT, WEIGHTS, claim, write_failure
 from ..train.search import STRATEGIES, run_search
-from ..trainspec import check_train
 from .common import (EXIT_OK, add_version, check_model, network_params, non_negative_int, positive_int,
                      read_net_weights, resolve_model, run_command)
 
@@ -71,8 +69,7 @@ def _main(argv: Sequence[str] | None) -> int:
     overrides = {"data": args.data, "epochs": args.epochs, "batch": args.batch, "optimizer": args.optimizer,
                  "lr": args.lr, "loss": args.loss, "seed": args.seed, **_section_flags(args)}
     settings = Settings.merge(net.train, overrides)
-    _check_layer_names(net, settings)
-    _check_augment(net, settings)
+    check_settings(net, settings)
     weights = read_net_weights(net, args.weights)
     if weights is not None:
         _report_transfer(net, settings, weights, args.weights)
@@ -105,32 +102,7 @@ def _train(args, net, settings, out: Path, weights) -> int:
 
 def _section_flags(args) -> dict:
     """--augment, --freeze and --lr-scale, read as train-section statements."""
-    lines = []
-    if args.augment:
-        lines.append(f"augment {args.augment}")
-    if args.freeze:
-        lines.append("freeze " + ", ".join(n.strip() for n in args.freeze.split(",")))
-    if args.lr_scale:
-        lines.append("lr_scale " + ", ".join(args.lr_scale))
-    if not lines:
-        return {}
-    module = parse_text("train {\n" + "\n".join(lines) + "\n}\n", "<command line>")
-    diags = Diagnostics()
-    spec = check_train(module.trains[0], diags)
-    diags.raise_if_errors()
-    return spec
-
-
-def _check_layer_names(net, settings) -> None:
-    known = scopes(net.graph)
-    for name in [*settings.get("freeze", ()), *settings.get("lr_scale", {})]:
-        if name not in known:
-            raise UserError(f"'{name}' is no layer or block of {net.name}", did_you_mean(name, known))
-
-
-def _check_augment(net, settings) -> None:
-    shapes = net.analysis.shapes
-    make_augmenter(settings.get("augment", []), shapes[net.input], shapes[net.output])
+    return section_overrides(args.augment, args.freeze, args.lr_scale)
 
 
 def _report_transfer(net, settings, weights, source: str) -> None:

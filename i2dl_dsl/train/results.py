@@ -29,7 +29,8 @@ def evaluate(session: TrainingSession, loss: Loss, dataset: Dataset) -> tuple[fl
 def finish(net: CheckedNetwork, session: TrainingSession, loss: Loss, history: list[dict[str, Any]],
            test: Dataset, out: Path, title: str, **details: Any) -> dict[str, Any]:
     """Write the run's files and result.json; `details` are the driver's own entries
-    (best epoch, iterations). Returns the result."""
+    (best epoch, iterations). Returns the result, with two entries that
+    result.json leaves out: `history` (a dict per epoch) and `weights`."""
     parameters = session.parameters()
     save_model(to_onnx(net, weights=parameters), out / MODEL)
     save_arrays(out / WEIGHTS, parameters)
@@ -39,4 +40,4 @@ def finish(net: CheckedNetwork, session: TrainingSession, loss: Loss, history: l
               "test_loss": test_loss, "test_acc": test_acc, "test_samples": len(test),
               "final": history[-1] if history else None, "plot": plotted}
     write_result(out / RESULT, result)
-    return result
+    return {**result, "history": history, "weights": parameters}
