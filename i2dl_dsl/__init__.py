@@ -40,7 +40,7 @@ def _version() -> str:
 
 # name → the module that defines it: the façade over what the commands call
 _API = {"check": "api", "Network": "api", "Summary": "api", "Layer": "api", "CompileError": "diagnostics",
-        "Run": "api_train"}
+        "Run": "api_train", "load_digits": "api_train"}
 __all__ = ["__version__", "train", *_API]
 
 

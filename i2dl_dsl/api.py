@@ -35,10 +35,11 @@ def check(path: str | Path | None = None, *, source: str | None = None,
           params: Mapping[str, Any] | None = None) -> "Network":
     """Check a network: a `.net` file (or a zoo model's name, `"lenet5"`),
     or `source`, the text of one. `params` set the parameters of
-    `network Net(c=16, ...)`. Raises CompileError, whose `str()` is what
-    `i2dl-compile` prints, listing every mistake."""
-    if (path is None) == (source is None):
-        raise TypeError("check() takes a path or source=, and not both")
+    `network Net(c=16, ...)`. With both, `path` names the source in
+    messages. Raises CompileError, whose `str()` is what `i2dl-compile`
+    prints, listing every mistake."""
+    if path is None and source is None:
+        raise TypeError("check() takes the path of a .net file, or source= its text")
     if source is not None:
         named = str(path) if path is not None else SOURCE_NAME
         return Network(_as_compile_error(lambda: _check(named, dict(params or {}), source=source)))

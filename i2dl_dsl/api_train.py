@@ -30,7 +30,16 @@ if TYPE_CHECKING:
 SETTINGS = ("epochs", "batch", "optimizer", "lr", "loss", "seed")
 SECTION = ("augment", "freeze", "lr_scale")  # read as train-section statements
 
-__all__ = ["Run", "train"]
+__all__ = ["Run", "load_digits", "train"]
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The built-in data set `digits` (scikit-learn's 1,797 handwritten
+    digits) as `train(data="digits")` reads it: x float32 [1797, 8, 8] in
+    [0, 1], y int64 labels 0-9, before the seeded split."""
+    from .train.data import digits
+
+    return digits()
 
 
 class Run:

@@ -40,8 +40,7 @@ def load(source: "str | Arrays", input_shape: tuple[int, ...]) -> Dataset:
     if synthetic.handles(source):
         return synthetic.load(source, input_shape)
     if source == "digits":
-        with np.load(DIGITS, allow_pickle=False) as data:
-            x, y = data["x"].astype(np.float32) / 16.0, data["y"].astype(np.int64)
+        x, y = digits()
         return Dataset(fit_input(x, input_shape, "digits"), y, "digits")
     path = Path(source)
     if path.suffix != ".npz":
@@ -58,6 +57,13 @@ def _dataset(x: np.ndarray, y: np.ndarray, input_shape: tuple[int, ...], label: 
     _check_arrays(x, y, label)
     labels = y.astype(np.int64) if np.issubdtype(y.dtype, np.integer) else y.astype(np.float32)
     return Dataset(fit_input(x.astype(np.float32), input_shape, source), labels, name)
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """The embedded digits as training reads them: x float32 [1797, 8, 8] in
+    [0, 1], y int64 class labels 0-9."""
+    with np.load(DIGITS, allow_pickle=False) as data:
+        return data["x"].astype(np.float32) / 16.0, data["y"].astype(np.int64)
 
 
 def _read_xy(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
