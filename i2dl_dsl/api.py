@@ -206,32 +206,35 @@ class Network:
 
     # ------------------------------------------------------------- exports
     def to_onnx(self, weights: str | Path | Mapping[str, np.ndarray] | None = None, opset: int | None = None,
-                seed: int = 0, init: str = "he") -> "onnx.ModelProto":
+                seed: int = 0, init: str = "he", allow_pickle: bool = False) -> "onnx.ModelProto":
         """The inference model, as `i2dl-compile --onnx` writes it. `weights`:
         arrays by parameter name, or a weights file (.npz, .safetensors,
-        .onnx); without them, `init` initial values drawn with `seed`."""
+        .onnx; PyTorch's pickled .pt/.pth only with `allow_pickle`, for a
+        file you trust); without them, `init` initial values drawn with `seed`."""
         from .lowering.export import DEFAULT_OPSET, to_onnx
 
-        given, source = self._weights(weights)
+        given, source = self._weights(weights, allow_pickle)
         return _as_compile_error(lambda: to_onnx(self.checked, opset=DEFAULT_OPSET if opset is None else opset,
                                                  weights=given, seed=seed, init=init, weights_source=source))
 
-    def _weights(self, weights) -> tuple[dict[str, np.ndarray] | None, str]:
+    def _weights(self, weights, allow_pickle: bool) -> tuple[dict[str, np.ndarray] | None, str]:
         if weights is None:
             return None, ""
-        if isinstance(weights, Mapping):
-            return {n: np.asarray(v) for n, v in weights.items()}, "weights"
-        return _as_compile_error(lambda: read_net_weights(self.checked, str(weights))), str(weights)
+        if isinstance(weights, Mapping):  # a state_dict's counters are no parameters
+            from .lowering.weights import IGNORED_SUFFIXES
+
+            return {n: np.asarray(v) for n, v in weights.items() if not n.endswith(IGNORED_SUFFIXES)}, "weights"
+        return _as_compile_error(lambda: read_net_weights(self.checked, str(weights), allow_pickle)), str(weights)
 
 
-def read_net_weights(net: CheckedNetwork, path: str) -> dict[str, np.ndarray]:
+def read_net_weights(net: CheckedNetwork, path: str, allow_pickle: bool = False) -> dict[str, np.ndarray]:
     """The tensors of a weights file the network expects; those holding NaN
     or Inf are named in a Python warning (the commands print it)."""
     from .lowering.export import parameter_shapes
     from .lowering.weights import nonfinite_warning, read_weights
 
     expected = parameter_shapes(net)
-    weights = read_weights(path, expected)
+    weights = read_weights(path, expected, allow_pickle)
     for warning in nonfinite_warning(weights, expected, path):
         warnings.warn(render(warning), stacklevel=4)
     return weights

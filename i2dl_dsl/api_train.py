@@ -92,7 +92,8 @@ class Run:
 
 def train(net: Network | str | Path, data: str | tuple[np.ndarray, np.ndarray] = "digits", *,
           out: str | Path | None = None, overwrite: bool = False, weights: str | Path | None = None,
-          device: str = "auto", threads: int | None = None, quiet: bool = False, **overrides: Any) -> Run:
+          allow_pickle: bool = False, device: str = "auto", threads: int | None = None, quiet: bool = False,
+          **overrides: Any) -> Run:
     """Train `net` (a Network, or a .net path or zoo name) as `i2dl-train` does.
 
     data: "digits", an .npz with arrays x and y, a generated set
@@ -101,14 +102,15 @@ def train(net: Network | str | Path, data: str | tuple[np.ndarray, np.ndarray] =
     freeze= (names), lr_scale= ({name: factor}); the `train { }` section
     gives the rest. out: a run directory to write (default: none, see the
     module's docstring). weights: a file to start from (.npz, .safetensors
-    or .onnx), matched by parameter name. Raises CompileError for a mistake
+    or .onnx; .pt/.pth only with allow_pickle), matched by parameter name. Raises CompileError for a mistake
     in the network, the data or a setting.
     """
     net = net if isinstance(net, Network) else check(net)
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
     settings = _as_compile_error(lambda: _settings(net, data, overrides))
-    given = read_net_weights(net.checked, str(weights)) if weights is not None else None
+    given = _as_compile_error(lambda: read_net_weights(net.checked, str(weights), allow_pickle)) \
+        if weights is not None else None
     try:
         with _run_directory(out, net, overwrite) as directory:
             result = _train(net, settings, directory, device, quiet, given, threads, weights)

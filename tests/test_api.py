@@ -14,8 +14,8 @@ import pytest
 
 import i2dl_dsl
 from i2dl_dsl.cli.compile import main as compile_main
-from tests.helpers import tensors
-from tests.helpers import train as train_cli
+from helpers import tensors
+from helpers import train as train_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 LENET = ROOT / "models" / "lenet5.net"
@@ -44,7 +44,7 @@ def test_summary_is_the_commands_table_and_json(capsys):
 
 def test_figures_equal_pytorchs_counts():
     torch = pytest.importorskip("torch")
-    from tests.reference.torch_models import lenet5
+    from reference.torch_models import lenet5
 
     net = i2dl_dsl.check(LENET)
     reference = lenet5()
@@ -140,7 +140,7 @@ def test_to_onnx_with_pytorchs_weights_computes_pytorchs_output():
     torch = pytest.importorskip("torch")
     import onnxruntime as ort
 
-    from tests.reference.torch_models import lenet5
+    from reference.torch_models import lenet5
 
     reference = lenet5().eval()
     weights = {k: v.numpy() for k, v in reference.state_dict().items()}

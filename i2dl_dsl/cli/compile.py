@@ -14,8 +14,8 @@ from ..diagnostics import CompileError, UserError
 from ..lowering.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, save_model, to_onnx
 from ..lowering.initial_values import SCHEMES
 from ..render import LEVELS, RANKDIRS
-from .common import (EXIT_OK, add_version, network_params, non_negative_int, positive_int, print_warnings,
-                     read_net_weights, resolve_model, run_command)
+from .common import (EXIT_OK, add_allow_pickle, add_version, network_params, non_negative_int, positive_int,
+                     print_warnings, read_net_weights, resolve_model, run_command)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,7 +30,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--onnx", metavar="OUT", help="write the inference model as ONNX")
     g.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset ({MIN_OPSET} to {MAX_OPSET}, default {DEFAULT_OPSET})")
-    g.add_argument("--weights", help="initial weights by parameter name: .npz or .onnx")
+    g.add_argument("--weights", help="initial weights by parameter name: .npz, .safetensors or .onnx "
+                                     "(.pt/.pth with --allow-pickle)")
+    add_allow_pickle(g)
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights")
     g.add_argument("--init", choices=SCHEMES, default=SCHEMES[0],
                    help="initial weights: He N(0, 2/n), Xavier N(0, 1/n) or N(0, 0.01²)")
@@ -101,7 +103,7 @@ def _params(path: Path) -> str:
 
 
 def _export(net, args) -> None:
-    weights = read_net_weights(net, args.weights)
+    weights = read_net_weights(net, args.weights, args.allow_pickle)
     model = to_onnx(net, opset=args.opset, weights=weights, seed=args.seed, init=args.init,
                     weights_source=args.weights or "")
     save_model(model, args.onnx)

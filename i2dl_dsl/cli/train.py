@@ -18,10 +18,10 @@ from ..train.losses import LOSSES
 from ..train.optimizers import OPTIMIZERS
 from ..train.run import Settings, train_network
 from ..train.settings import check_settings, section_overrides
-from ..train.rundir import CHECKPOINT, METRICS, MODEL, PLOT, WEIGHTS, claim, write_failure
+from ..train.rundir import CHECKPOINT, METRICS, MODEL, PLOT, SAFETENSORS, WEIGHTS, claim, write_failure
 from ..train.search import STRATEGIES, run_search
-from .common import (EXIT_OK, add_version, check_model, network_params, non_negative_int, positive_int,
-                     read_net_weights, resolve_model, run_command)
+from .common import (EXIT_OK, add_allow_pickle, add_version, check_model, network_params, non_negative_int,
+                     positive_int, read_net_weights, resolve_model, run_command)
 
 EXIT_CANNOT_FIT = 1  # --overfit ran and the model could not fit the samples
 
@@ -41,7 +41,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (default: runs/<model name>/latest) from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="train into --out even if it holds a finished run")
-    p.add_argument("--weights", help="start from these weights (.npz or .onnx), matched by parameter name")
+    p.add_argument("--weights", help="start from these weights (.npz, .safetensors or .onnx; .pt/.pth with "
+                                     "--allow-pickle), matched by parameter name")
+    add_allow_pickle(p)
     p.add_argument("--threads", type=positive_int, help="onnxruntime threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="set a parameter of `network Net(...)`")
@@ -70,7 +72,7 @@ def _main(argv: Sequence[str] | None) -> int:
                  "lr": args.lr, "loss": args.loss, "seed": args.seed, **_section_flags(args)}
     settings = Settings.merge(net.train, overrides)
     check_settings(net, settings)
-    weights = read_net_weights(net, args.weights)
+    weights = read_net_weights(net, args.weights, args.allow_pickle)
     if weights is not None:
         _report_transfer(net, settings, weights, args.weights)
     with claim(args.out, Path(args.model), args.resume, args.overwrite) as out:
@@ -95,7 +97,7 @@ def _train(args, net, settings, out: Path, weights) -> int:
         print(f"test ({result['test_samples']} samples): {shown}loss {result['test_loss']:.4f}")
     else:
         print(f"test: none (the test split of {settings['data']} is empty, so the model was not tested)")
-    written = [n for n in (MODEL, WEIGHTS, METRICS, CHECKPOINT, PLOT) if (out / n).exists()]
+    written = [n for n in (MODEL, WEIGHTS, SAFETENSORS, METRICS, CHECKPOINT, PLOT) if (out / n).exists()]
     print(f"wrote {out}/" + ", ".join(written))
     return EXIT_OK
 
