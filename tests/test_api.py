@@ -221,3 +221,30 @@ def test_version_is_the_commands():
                          cwd=ROOT, check=True).stdout
     assert out.strip() == f"i2dl-compile {i2dl_dsl.__version__}"
     assert i2dl_dsl.__version__ != "unknown"
+
+
+def test_train_is_callable_however_the_package_was_reached():
+    import i2dl_dsl.train.loop  # noqa: F401 - binds the subpackage to i2dl_dsl.train
+    from i2dl_dsl import train
+
+    assert train is i2dl_dsl.train and callable(train)
+    assert "train" in dir(i2dl_dsl) and "check" in dir(i2dl_dsl)
+
+
+def test_to_onnx_reads_weights_files_and_refuses_pickles_unless_allowed(tmp_path):
+    torch = pytest.importorskip("torch")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    from onnx import numpy_helper
+
+    from reference.torch_models import lenet5
+
+    state = lenet5().state_dict()
+    safetensors_torch.save_file(state, tmp_path / "w.safetensors")
+    torch.save(state, tmp_path / "w.pt")
+    net = i2dl_dsl.check(LENET)
+    model = net.to_onnx(weights=tmp_path / "w.safetensors")
+    written = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    np.testing.assert_array_equal(written["conv1.weight"], state["conv1.weight"].numpy())
+    with pytest.raises(i2dl_dsl.CompileError, match="run any code"):
+        net.to_onnx(weights=tmp_path / "w.pt")
+    assert net.to_onnx(weights=tmp_path / "w.pt", allow_pickle=True) == model
