@@ -104,9 +104,11 @@ def macs(n: NodeView) -> int | None:
 # ----------------------------------------------------------------- receptive fields
 
 # Ops after which a unit still sees what its inputs' units saw (where paths meet, the widest).
+# A transpose moves values, not what each depends on (channel-last layer norms transpose around the norm).
 KEEPS_FIELD = frozenset(
     "Relu LeakyRelu PRelu Elu Selu Celu Gelu Sigmoid HardSigmoid HardSwish Tanh Softplus Softsign Mish Clip "
     "Abs Neg Exp Log Sqrt Reciprocal Erf Identity Dropout Cast BatchNormalization InstanceNormalization LRN "
+    "LayerNormalization GroupNormalization Transpose "
     "Add Sub Mul Div Sum Max Min Mean Pow Concat Pad Softmax LogSoftmax".split())
 
 
@@ -145,8 +147,9 @@ STEPS = {"Conv": _window, "MaxPool": _window, "AveragePool": _window, "LpPool": 
 
 
 def receptive_field(n: NodeView, fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
-    """The field of the node's first output: None unless it is [N, C, H, W]
-    and the op is a window, a resize, or keeps its inputs' field."""
+    """The field of the node's first output (`fields`: one per input, None
+    where it has none): None unless it is [N, C, H, W] and the op is a
+    window, a resize, or keeps its inputs' field."""
     out = n.outputs[0]
     present = [f for f in fields if f is not None]
     if not present or not _known(out) or len(out) != 4:
@@ -154,4 +157,9 @@ def receptive_field(n: NodeView, fields: Sequence[ReceptiveField | None]) -> Rec
     step = STEPS.get(n.op_type)
     if step is not None:
         return step(present[0], n) if _known(n.input(0)) and len(n.input(0)) == 4 else None
-    return ReceptiveField.widest(present) if n.op_type in KEEPS_FIELD else None
+    if n.op_type not in KEEPS_FIELD:
+        return None
+    # as the checker's merges: the widest size; the jump of the inputs at the output's size,
+    # not of one broadcast from 1×1 (squeeze-and-excitation's scale)
+    full = [f for f, s in zip(fields, n.inputs) if f is not None and s is not None and tuple(s[-2:]) == out[-2:]]
+    return ReceptiveField(ReceptiveField.widest(present).size, ReceptiveField.widest(full or present).jump)

@@ -206,7 +206,7 @@ class _Walk:
         if cost is None:
             self.unknown_macs.append(node.name or node.op_type)
         out = node.output[0] if node.output else ""
-        self.fields[out] = receptive_field(view, [self.fields.get(n) for n in reads])
+        self.fields[out] = receptive_field(view, [self.fields.get(n) if n in self.data else None for n in node.input])
         self.data.update(o for o in node.output if o)
         self.order.append((out, reads))
         self._add_to_row(layer, node.op_type, out, (cost or 0) // self.batch)
