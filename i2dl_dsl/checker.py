@@ -63,11 +63,13 @@ class Examination:
     diags: Diagnostics
 
 
-def examine(path: str | Path, params: dict[str, Any] | None = None, parse: Parse = parse_file) -> Examination:
+def examine(path: str | Path, params: dict[str, Any] | None = None, parse: Parse = parse_file,
+            source: str | None = None) -> Examination:
     """Parse, elaborate and analyse a .net file, collecting every mistake;
     a file that cannot be read or parsed raises CompileError. `parse` reads
-    one file (see `loader.load`)."""
-    program = load(path, parse)
+    one file (see `loader.load`); with `source`, that text is checked as the
+    file `path` (which need not exist)."""
+    program = load(path, parse, source=source)
     diags = Diagnostics(list(program.warnings))
     graph = elaborate(program, diags, params)
     section = program.main.trains[0] if program.main.trains else None
@@ -80,10 +82,11 @@ def examine(path: str | Path, params: dict[str, Any] | None = None, parse: Parse
     return Examination(program, graph, analysis, train, diags)
 
 
-def check(path: str | Path, params: dict[str, Any] | None = None) -> CheckedNetwork:
+def check(path: str | Path, params: dict[str, Any] | None = None, source: str | None = None) -> CheckedNetwork:
     """Parse, elaborate and analyse a .net file; CompileError lists every
-    mistake. `params` set the parameters of `network Net(p=...)`."""
-    found = examine(path, params)
+    mistake. `params` set the parameters of `network Net(p=...)`. With
+    `source`, that text is checked as the file `path` (which need not exist)."""
+    found = examine(path, params, source=source)
     found.diags.raise_if_errors()
     graph = found.graph
     return CheckedNetwork(graph.graph["network"], str(path), graph, found.analysis, found.train,

@@ -57,6 +57,21 @@ class Diagnostic:
     hints: tuple[str, ...] = ()
     notes: tuple["Diagnostic", ...] = ()
 
+    @property
+    def path(self) -> str | None:
+        """The file the diagnostic points into, or None."""
+        return self.span.path if self.span else None
+
+    @property
+    def line(self) -> int | None:
+        """Its line, counted from 1; None where it points at no line."""
+        return self.span.line if self.span and self.span.line > 0 else None
+
+    @property
+    def column(self) -> int | None:
+        """Its column, counted from 1; None where it points at no line."""
+        return self.span.col if self.span and self.span.line > 0 else None
+
 
 class CompileError(Exception):
     """Raised with every diagnostic a pass collected; the CLI renders them."""
@@ -64,6 +79,11 @@ class CompileError(Exception):
     def __init__(self, diagnostics: Iterable[Diagnostic]):
         self.diagnostics = tuple(diagnostics)
         super().__init__("; ".join(d.message for d in self.diagnostics))
+
+    def __str__(self) -> str:
+        """Every diagnostic as the commands print it: location, message, the
+        quoted line with a caret, hints."""
+        return render_all(self.diagnostics)
 
 
 class UserError(Exception):

@@ -10,7 +10,7 @@ from typing import Callable
 from .diagnostics import CompileError, Diagnostic, Diagnostics, Span
 from .layers import REGISTRY
 from .syntax import ast
-from .syntax.parser import parse_file
+from .syntax.parser import parse_file, parse_given
 
 
 @dataclass
@@ -25,11 +25,23 @@ class Program:
 Parse = Callable[[Path, "Span | None", "str | None"], ast.Module]
 
 
-def load(path: str | Path, parse: Parse = parse_file, require_network: bool = True) -> Program:
+def _reading_source(parse: Parse, main: Path, source: str) -> Parse:
+    """`parse`, except that the main file is the text `source`."""
+    def read(path: Path, from_span: "Span | None", written: "str | None") -> ast.Module:
+        return parse_given(source, str(path)) if path == main else parse(path, from_span, written)
+    return read
+
+
+def load(path: str | Path, parse: Parse = parse_file, require_network: bool = True,
+         source: str | None = None) -> Program:
     """Parse `path` and its imports; every error of every file is collected.
     `parse` reads one file (an editor passes one that reads the texts it
     holds open and keeps the trees of files that did not change); an
-    editor also checks files of blocks alone (`require_network` False)."""
+    editor also checks files of blocks alone (`require_network` False).
+    With `source`, that text is the main file, shown in messages as `path`;
+    its `use` statements are read relative to the folder of `path`."""
+    if source is not None:
+        parse = _reading_source(parse, Path(path), source)
     diags = Diagnostics()
     modules: dict[Path, ast.Module] = {}
     main = _load_module(Path(path), None, [], modules, diags, parse=parse)

@@ -72,16 +72,23 @@ def draw(net: "CheckedNetwork", path: str | Path, depth: int | None = None, rank
     writing the DOT text beside `path`).
     """
     output_format(path)
+    return write(digraph(net, depth, rankdir, level), path)
+
+
+def digraph(net: "CheckedNetwork", depth: int | None = None, rankdir: str = "TB",
+            level: str = "layers") -> "graphviz.Digraph":
+    """The picture of `net` as a graphviz.Digraph: its layers (`depth` folds
+    groups nested deeper than that), or (`level="onnx"`) the ONNX op graph."""
     if rankdir not in RANKDIRS:
         raise UserError(f"unknown rank direction '{rankdir}'", "use TB (top to bottom) or LR (left to right)")
     if level == "layers":
-        return write(layer_graph(net, depth, rankdir), path)
+        return layer_graph(net, depth, rankdir)
     if level != "onnx":
         raise UserError(f"unknown graph level '{level}'", f"use {' or '.join(LEVELS)}")
     if depth is not None:
         raise UserError("--graph-depth folds blocks of layers; the ONNX op graph has none to fold",
                         "leave out --graph-depth, or draw --graph-level layers")
-    return write(onnx_graph(_export(net), rankdir), path)
+    return onnx_graph(_export(net), rankdir)
 
 
 def output_format(path: str | Path) -> str:

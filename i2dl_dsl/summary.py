@@ -73,16 +73,42 @@ def _field_json(field: ReceptiveField | None) -> dict[str, list] | None:
 
 
 def to_json(net: CheckedNetwork, depth: int | None = None, batch: int = 1) -> dict[str, Any]:
+    return document(net.name, {"name": net.input, "shape": list(net.analysis.shapes[net.input])},
+                    rows(net, depth), totals(net, batch))
+
+
+def document(name: str, input_: dict[str, Any], table: list[Row], sums: dict[str, Any]) -> dict[str, Any]:
+    """The `--format json` document of any rows and totals."""
     return {
-        "network": net.name,
-        "input": {"name": net.input, "shape": list(net.analysis.shapes[net.input])},
+        "network": name,
+        "input": input_,
         "layers": [
             {"name": r.name, "type": r.type, "output_shape": list(r.output_shape), "params": r.params,
              "macs": r.macs, "receptive_field": _field_json(r.field)}
-            for r in rows(net, depth)
+            for r in table
         ],
-        "totals": totals(net, batch),
+        "totals": sums,
     }
+
+
+def fold(table: list[Row], depth: int | None) -> list[Row]:
+    """Below `depth` dotted name levels, runs of rows of one block become one
+    row of type 'block' whose output is the block's last output."""
+    if depth is None:
+        return list(table)
+    out: list[Row] = []
+    current: str | None = None
+    for row in table:
+        parts = row.name.split(".")
+        key = ".".join(parts[:depth]) if len(parts) > depth else None
+        if key is not None and key == current:
+            last = out[-1]
+            out[-1] = Row(last.name, last.type, row.output_shape, last.params + row.params, last.macs + row.macs,
+                          row.field)
+            continue
+        current = key
+        out.append(Row(key, "block", row.output_shape, row.params, row.macs, row.field) if key else row)
+    return out
 
 
 # ----------------------------------------------------------------- text table
@@ -114,9 +140,14 @@ def _buffer_kinds() -> str:
 
 
 def format_table(net: CheckedNetwork, depth: int | None = None, batch: int = 1) -> str:
+    return table_text(f"network {net.name}   ({net.path})", rows(net, depth), totals(net, batch), batch)
+
+
+def table_text(title: str, table: list[Row], t: dict[str, Any], batch: int = 1) -> str:
+    """The `--summary` table of any rows and totals, under `title`."""
     header = ("layer", "type", "output", "params", "MACs", "receptive field")
     body = [(r.name, r.type, fmt_shape(r.output_shape), f"{r.params:,}", f"{r.macs:,}", _field_text(r.field))
-            for r in rows(net, depth)]
+            for r in table]
     widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
     right = {3, 4}
 
@@ -125,9 +156,8 @@ def format_table(net: CheckedNetwork, depth: int | None = None, batch: int = 1) 
         return "  ".join(cells).rstrip()
 
     rule = "─" * len(line(header))
-    t = totals(net, batch)
     m = t["memory"]
-    lines = [f"network {net.name}   ({net.path})", rule, line(header), rule, *map(line, body), rule,
+    lines = [title, rule, line(header), rule, *map(line, body), rule,
              f"params:            {t['params']:>16,}",
              f"trainable params:  {t['trainable_params']:>16,}",
              f"buffers:           {t['buffers']:>16,}{_buffer_kinds()}",

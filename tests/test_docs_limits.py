@@ -18,6 +18,12 @@ def test_the_source_size_limit() -> None:
     assert largest < 10 * 2**10 and "the largest model of `models/` is\n  under 10 KiB" in LIMITS
 
 
+def test_the_safetensors_header_limit() -> None:
+    from i2dl_dsl.interop import safetensors_io
+
+    assert safetensors_io.HEADER_LIMIT == 100_000_000 and "at most\n  100 MB (`HEADER_LIMIT`" in LIMITS
+
+
 def test_the_export_estimate() -> None:
     assert export.EXPORT_COPIES == 4 and export.EXPORT_LAYER_BYTES == 16 * 2**10
     assert "4 × 4 bytes × (parameters + buffers)  +  16 KiB × layers" in LIMITS

@@ -58,16 +58,24 @@ def check_model(args: argparse.Namespace):
     return net
 
 
-def read_net_weights(net, path: str | None) -> dict | None:
+def add_allow_pickle(p: argparse.ArgumentParser) -> None:
+    """`--allow-pickle`: read PyTorch's .pt/.pth weights, which are pickles."""
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="read .pt/.pth weights with torch.load: they are pickles, and loading a pickle can run any "
+                        "code its author put in it; only for files you trust (prefer .safetensors)")
+
+
+def read_net_weights(net, path: str | None, allow_pickle: bool = False) -> dict | None:
     """`--weights` for a checked network: only the tensors it expects are
-    read, and those holding NaN or Inf are named in a warning."""
+    read, and those holding NaN or Inf are named in a warning. PyTorch's
+    pickled .pt/.pth only with `allow_pickle` (--allow-pickle)."""
     if not path:
         return None
     from ..lowering.export import parameter_shapes
     from ..lowering.weights import STEP_COUNTER, drop_step_counters, nonfinite_warning, read_weights
 
     expected = parameter_shapes(net)
-    weights, dropped = drop_step_counters(read_weights(path, expected), expected)
+    weights, dropped = drop_step_counters(read_weights(path, expected, allow_pickle), expected)
     if dropped:
         print(f"weights from {path}: {len(dropped)} {STEP_COUNTER} entries ignored "
               "(PyTorch's batch-norm step counts; nothing here uses them)", file=sys.stderr)

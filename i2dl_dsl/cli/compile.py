@@ -10,17 +10,18 @@ from typing import Sequence
 
 from .. import zoo
 from ..checker import check
-from ..diagnostics import CompileError, UserError
+from ..diagnostics import CompileError, Diagnostic, Span, UserError
 from ..lowering.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, save_model, to_onnx
 from ..lowering.initial_values import SCHEMES
 from ..render import LEVELS, RANKDIRS
-from .common import (EXIT_OK, add_version, network_params, non_negative_int, positive_int, print_warnings,
-                     read_net_weights, resolve_model, run_command)
+from .common import (EXIT_OK, add_allow_pickle, add_version, network_params, non_negative_int, positive_int,
+                     print_warnings, read_net_weights, resolve_model, run_command)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="i2dl-compile", description="Check a .net architecture and report on it.")
-    p.add_argument("model", nargs="?", help="the .net file, or a zoo model's name (see --list-models)")
+    p.add_argument("model", nargs="?", help="the .net file, or a zoo model's name (see --list-models); "
+                                            "an .onnx file made elsewhere for --summary and --graph")
     p.add_argument("--list-models", action="store_true", help="list the zoo: names, descriptions, parameters")
     p.add_argument("--summary", action="store_true", help="print shapes, parameters, MACs and receptive fields")
     p.add_argument("--depth", type=positive_int, help="fold blocks below this many dotted name levels")
@@ -30,7 +31,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--onnx", metavar="OUT", help="write the inference model as ONNX")
     g.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset ({MIN_OPSET} to {MAX_OPSET}, default {DEFAULT_OPSET})")
-    g.add_argument("--weights", help="initial weights by parameter name: .npz or .onnx")
+    g.add_argument("--weights", help="initial weights by parameter name: .npz, .safetensors or .onnx "
+                                     "(.pt/.pth with --allow-pickle)")
+    add_allow_pickle(g)
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights")
     g.add_argument("--init", choices=SCHEMES, default=SCHEMES[0],
                    help="initial weights: He N(0, 2/n), Xavier N(0, 1/n) or N(0, 0.01²)")
@@ -54,6 +57,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_OK
     if args.model is None:
         p.error("the following arguments are required: model (or --list-models)")
+    if args.model.endswith(".onnx"):
+        return _onnx_model(args)
     resolve_model(args, p.prog)
     net = check(args.model, params=network_params(args.param))
     print_warnings(net.warnings)
@@ -74,6 +79,42 @@ def _main(argv: Sequence[str] | None) -> int:
         from ..render import draw
 
         written = draw(net, args.graph, args.graph_depth, args.rankdir, args.graph_level)
+        print(f"wrote {written}", file=sys.stderr)
+    return EXIT_OK
+
+
+# What applies to a .net model only; an .onnx model is summarised and drawn as it is.
+NET_ONLY = (("onnx", "--onnx"), ("weights", "--weights"), ("param", "--param"), ("allow_pickle", "--allow-pickle"),
+            ("graph_depth", "--graph-depth"))
+
+
+def _onnx_model(args) -> int:
+    """An ONNX model made elsewhere: its summary (the .net table, built from
+    the model's nodes) and its op graph."""
+    from ..interop.onnx_in import load, summarise
+
+    given = [flag for attr, flag in NET_ONLY if getattr(args, attr)]
+    if given:
+        raise UserError(f"{', '.join(given)} applies to .net models; an .onnx model is summarised (--summary, "
+                        "--depth, --format) and drawn (--graph) as it is")
+    model = summarise(args.model)
+    if model.unknown_macs:
+        shown = ", ".join(model.unknown_macs[:3]) + (" ..." if len(model.unknown_macs) > 3 else "")
+        print_warnings([Diagnostic("warning", f"the MACs of {len(model.unknown_macs)} node(s) are not counted: "
+                                   f"shape inference left their sizes open ({shown})", Span.unreadable(args.model))])
+    if args.summary and args.format == "json":
+        print(json.dumps(model.document(args.depth, args.batch), indent=2))
+    elif args.summary:
+        print(model.table(args.depth, args.batch))
+    else:
+        t = model.totals
+        print(f"{args.model}: ok: ONNX model {model.name}, {model.nodes} nodes, {t['params']:,} parameters, "
+              f"{t['macs']:,} MACs")
+    if args.graph:
+        from ..render import onnx_graph, output_format, write
+
+        output_format(args.graph)
+        written = write(onnx_graph(load(args.model), args.rankdir), args.graph)
         print(f"wrote {written}", file=sys.stderr)
     return EXIT_OK
 
@@ -101,7 +142,7 @@ def _params(path: Path) -> str:
 
 
 def _export(net, args) -> None:
-    weights = read_net_weights(net, args.weights)
+    weights = read_net_weights(net, args.weights, args.allow_pickle)
     model = to_onnx(net, opset=args.opset, weights=weights, seed=args.seed, init=args.init,
                     weights_source=args.weights or "")
     save_model(model, args.onnx)

@@ -12,8 +12,8 @@ from ..diagnostics import UserError
 from ..files import write_for_user
 from ..reading import read_npy, regular_file
 from ..runtime import DEVICES
-from .common import (EXIT_OK, add_version, non_negative_int, positive_int, print_warnings, read_net_weights,
-                     resolve_model, run_command)
+from .common import (EXIT_OK, add_allow_pickle, add_version, non_negative_int, positive_int, print_warnings,
+                     read_net_weights, resolve_model, run_command)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,14 +25,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=positive_int, default=1, help="batch size of the random input (default 1)")
     p.add_argument("--bench", action="store_true", help="report latency percentiles and throughput")
     p.add_argument("--threads", type=positive_int, help="onnxruntime intra-op threads (default: all cores)")
-    p.add_argument("--weights", help="for a .net model: weights (.npz or .onnx) by parameter name")
+    p.add_argument("--weights", help="for a .net model: weights (.npz, .safetensors or .onnx; .pt/.pth with "
+                                     "--allow-pickle) by parameter name")
+    add_allow_pickle(p)
     p.add_argument("--seed", type=non_negative_int, default=0, help="for a .net model without weights: init seed")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     add_version(p)
     return p
 
 
-def load_model(path: str, weights: str | None, seed: int) -> bytes | str:
+def load_model(path: str, weights: str | None, seed: int, allow_pickle: bool = False) -> bytes | str:
     """A path onnxruntime can read, or the bytes of a freshly compiled .net.
     Weights that hold NaN or Inf are named in a warning."""
     try:
@@ -44,7 +46,7 @@ def load_model(path: str, weights: str | None, seed: int) -> bytes | str:
         from ..lowering.export import PROTOBUF_LIMIT, to_onnx
 
         net = check(path)
-        given = read_net_weights(net, weights)
+        given = read_net_weights(net, weights, allow_pickle)
         model = to_onnx(net, weights=given, seed=seed, weights_source=weights or "")
         if sum(t.ByteSize() for t in model.graph.initializer) > PROTOBUF_LIMIT:
             return _save_beside_data(model, Path(path).stem)
@@ -150,7 +152,7 @@ def _main(argv: Sequence[str] | None) -> int:
     resolve_model(args, "i2dl-run")
     from ..runtime import create_session
 
-    model = load_model(args.model, args.weights, args.seed)
+    model = load_model(args.model, args.weights, args.seed, args.allow_pickle)
     s = create_session(model, args.device, args.threads)
     print(s.device_note, file=sys.stderr)
     name, x = prepare_input(s.session, args.input, args.batch)

@@ -8,22 +8,20 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..diagnostics import Diagnostics, UserError, did_you_mean
+from ..diagnostics import UserError
 from ..lowering.export import buffer_names, parameter_shapes
 from ..lowering.weights import match_weights
-from ..names import scopes, within_any
+from ..names import within_any
 from ..runtime import DEVICES
-from ..syntax.parser import parse_text
 from ..train import experiments
-from ..train.augment import make_augmenter
 from ..train.losses import LOSSES
 from ..train.optimizers import OPTIMIZERS
 from ..train.run import Settings, train_network
-from ..train.rundir import CHECKPOINT, METRICS, MODEL, PLOT, WEIGHTS, claim, write_failure
+from ..train.settings import check_settings, section_overrides
+from ..train.rundir import CHECKPOINT, METRICS, MODEL, PLOT, SAFETENSORS, WEIGHTS, claim, write_failure
 from ..train.search import STRATEGIES, run_search
-from ..trainspec import check_train
-from .common import (EXIT_OK, add_version, check_model, network_params, non_negative_int, positive_int,
-                     read_net_weights, resolve_model, run_command)
+from .common import (EXIT_OK, add_allow_pickle, add_version, check_model, network_params, non_negative_int,
+                     positive_int, read_net_weights, resolve_model, run_command)
 
 EXIT_CANNOT_FIT = 1  # --overfit ran and the model could not fit the samples
 
@@ -43,7 +41,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (default: runs/<model name>/latest) from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="train into --out even if it holds a finished run")
-    p.add_argument("--weights", help="start from these weights (.npz or .onnx), matched by parameter name")
+    p.add_argument("--weights", help="start from these weights (.npz, .safetensors or .onnx; .pt/.pth with "
+                                     "--allow-pickle), matched by parameter name")
+    add_allow_pickle(p)
     p.add_argument("--threads", type=positive_int, help="onnxruntime threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="set a parameter of `network Net(...)`")
@@ -71,9 +71,8 @@ def _main(argv: Sequence[str] | None) -> int:
     overrides = {"data": args.data, "epochs": args.epochs, "batch": args.batch, "optimizer": args.optimizer,
                  "lr": args.lr, "loss": args.loss, "seed": args.seed, **_section_flags(args)}
     settings = Settings.merge(net.train, overrides)
-    _check_layer_names(net, settings)
-    _check_augment(net, settings)
-    weights = read_net_weights(net, args.weights)
+    check_settings(net, settings)
+    weights = read_net_weights(net, args.weights, args.allow_pickle)
     if weights is not None:
         _report_transfer(net, settings, weights, args.weights)
     with claim(args.out, Path(args.model), args.resume, args.overwrite) as out:
@@ -98,39 +97,14 @@ def _train(args, net, settings, out: Path, weights) -> int:
         print(f"test ({result['test_samples']} samples): {shown}loss {result['test_loss']:.4f}")
     else:
         print(f"test: none (the test split of {settings['data']} is empty, so the model was not tested)")
-    written = [n for n in (MODEL, WEIGHTS, METRICS, CHECKPOINT, PLOT) if (out / n).exists()]
+    written = [n for n in (MODEL, WEIGHTS, SAFETENSORS, METRICS, CHECKPOINT, PLOT) if (out / n).exists()]
     print(f"wrote {out}/" + ", ".join(written))
     return EXIT_OK
 
 
 def _section_flags(args) -> dict:
     """--augment, --freeze and --lr-scale, read as train-section statements."""
-    lines = []
-    if args.augment:
-        lines.append(f"augment {args.augment}")
-    if args.freeze:
-        lines.append("freeze " + ", ".join(n.strip() for n in args.freeze.split(",")))
-    if args.lr_scale:
-        lines.append("lr_scale " + ", ".join(args.lr_scale))
-    if not lines:
-        return {}
-    module = parse_text("train {\n" + "\n".join(lines) + "\n}\n", "<command line>")
-    diags = Diagnostics()
-    spec = check_train(module.trains[0], diags)
-    diags.raise_if_errors()
-    return spec
-
-
-def _check_layer_names(net, settings) -> None:
-    known = scopes(net.graph)
-    for name in [*settings.get("freeze", ()), *settings.get("lr_scale", {})]:
-        if name not in known:
-            raise UserError(f"'{name}' is no layer or block of {net.name}", did_you_mean(name, known))
-
-
-def _check_augment(net, settings) -> None:
-    shapes = net.analysis.shapes
-    make_augmenter(settings.get("augment", []), shapes[net.input], shapes[net.output])
+    return section_overrides(args.augment, args.freeze, args.lr_scale)
 
 
 def _report_transfer(net, settings, weights, source: str) -> None:

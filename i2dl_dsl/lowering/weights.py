@@ -1,4 +1,5 @@
-"""Weights by parameter name: read from `.npz` (never pickled) or `.onnx`,
+"""Weights by parameter name: read from `.npz` (never pickled),
+`.safetensors` or `.onnx` (and PyTorch's pickled `.pt` only when allowed),
 matched against what a network expects, every mismatch named."""
 
 from __future__ import annotations
@@ -12,22 +13,39 @@ from ..diagnostics import Diagnostic, Span, UserError
 from ..reading import ArrayHeader, npz_arrays, npz_headers, open_npz, regular_file, require_memory
 
 
-def read_weights(path: str | Path, expected: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
-    """Parameter name → array from an `.npz` or the initializers of an `.onnx`.
+# PyTorch's batch-norm step counter: a buffer it keeps for momentum=None,
+# which the compiled networks have no use for; accepted and ignored.
+IGNORED_SUFFIXES = (".num_batches_tracked",)
+FORMATS = ".npz, .safetensors or .onnx"
+
+
+def read_weights(path: str | Path, expected: Mapping[str, tuple[int, ...]] | None = None,
+                 allow_pickle: bool = False) -> dict[str, np.ndarray]:
+    """Parameter name → array from an `.npz`, a `.safetensors`, the
+    initializers of an `.onnx`, or (only with `allow_pickle`: unpickling can
+    run code) a PyTorch `.pt`/`.pth` state_dict, as stored (PyTorch's
+    `num_batches_tracked` counters included: `drop_step_counters`).
 
     With `expected` (name → shape), only the entries of those names and
     shapes are unpacked; the others stand as zero-stride arrays of their
     declared shape (ArrayHeader.stand_in), enough to name them in a report.
     What is unpacked must fit in the available memory (reading.py).
     """
+    from ..interop import torch_pickle
+
     p = Path(path)
     if not p.exists() and not p.is_symlink():
         raise UserError(f"weights file '{p}' does not exist")
-    if p.suffix == ".npz":
-        return _read_npz(p, expected)
-    if p.suffix == ".onnx":
-        return _read_onnx(p, expected)
-    raise UserError(f"weights file '{p}' is neither .npz nor .onnx", "save weights with numpy.savez(path, **arrays)")
+    if p.suffix in torch_pickle.SUFFIXES:
+        if not allow_pickle:
+            raise torch_pickle.refuse(p)
+        weights = torch_pickle.read_pickle(p)
+    elif p.suffix in _READERS:
+        weights = _READERS[p.suffix](p, expected)
+    else:
+        raise UserError(f"weights file '{p}' is not {FORMATS}",
+                        "save weights with safetensors (safetensors.numpy.save_file) or numpy.savez(path, **arrays)")
+    return weights
 
 
 def fits(given: tuple[int, ...], expected: tuple[int, ...]) -> bool:
@@ -49,6 +67,14 @@ def _read_npz(p: Path, expected: Mapping[str, tuple[int, ...]] | None) -> dict[s
     with open_npz(p, label) as archive:
         headers = npz_headers(archive, label)
         arrays = npz_arrays(archive, headers, _wanted(headers, expected), label)
+    return {name: arrays[name] if name in arrays else header.stand_in() for name, header in headers.items()}
+
+
+def _read_safetensors(p: Path, expected: Mapping[str, tuple[int, ...]] | None) -> dict[str, np.ndarray]:
+    from ..interop.safetensors_io import read_safetensors
+
+    label = f"weights '{p}'"
+    headers, arrays = read_safetensors(p, lambda found: _wanted(found, expected), label)
     return {name: arrays[name] if name in arrays else header.stand_in() for name, header in headers.items()}
 
 
@@ -93,6 +119,9 @@ def _onnx_array(tensor, folder: Path, label: str) -> np.ndarray:
         return numpy_helper.to_array(tensor)
     except Exception as exc:  # noqa: BLE001 - onnx raises several kinds for data that does not fit its dims
         raise UserError(f"cannot read {label}, initializer '{tensor.name}': {exc}") from None
+
+
+_READERS = {".npz": _read_npz, ".safetensors": _read_safetensors, ".onnx": _read_onnx}
 
 
 def nonfinite_warning(weights: Mapping[str, np.ndarray], expected: Iterable[str] | None, source: str,

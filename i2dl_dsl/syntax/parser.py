@@ -18,7 +18,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput
 
 from ..diagnostics import SOURCES, CompileError, Diagnostic, Span, UserError
-from ..reading import read_source_bytes
+from ..reading import SOURCE_LIMIT, read_source_bytes, size_text
 from . import ast
 
 GRAMMAR = Path(__file__).resolve().parents[1] / "grammars" / "net.lark"
@@ -142,6 +142,25 @@ def _nearby_hint(path: Path, written: str) -> str:
 
 def parse_file(path: str | Path, from_span: Span | None = None, written: str | None = None) -> ast.Module:
     return parse_text(read_source(path, from_span, written), str(path))
+
+
+def parse_given(text: str, path: str) -> ast.Module:
+    """Source text handed over as a string (the Python API's
+    `check(source=...)`), held to the limits of a file: at most
+    SOURCE_LIMIT bytes, and not empty."""
+    def fail(message: str, *hints: str) -> CompileError:
+        return CompileError([Diagnostic("error", message, Span.unreadable(path), hints)])
+
+    if not isinstance(text, str):
+        raise fail(f"the source must be text (str), not {type(text).__name__}")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > SOURCE_LIMIT:
+        raise fail(f"the source is {size_text(size)}; a .net source may hold at most {size_text(SOURCE_LIMIT)}",
+                   "split it into files joined with `use`")
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise fail("the source is empty", "a model needs a `network Name { ... }`")
+    return parse_text(text, path)
 
 
 MAX_SYNTAX_ERRORS = 20

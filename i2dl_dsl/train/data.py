@@ -8,6 +8,7 @@ error before any training starts. Splits and batch orders are seeded.
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,24 +19,51 @@ from . import synthetic
 from .dataset import DIGITS, Dataset, fit_input
 
 
-def load(source: str, input_shape: tuple[int, ...]) -> Dataset:
+@dataclass(frozen=True, eq=False)
+class Arrays:
+    """Samples handed over in memory (the Python API's `train(net, data=(x, y))`)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __str__(self) -> str:  # how the run names its data
+        return f"arrays ({len(self.x)} samples)"
+
+
+def load(source: "str | Arrays", input_shape: tuple[int, ...]) -> Dataset:
     """`digits` (scikit-learn's 1,797 handwritten digits, 8×8, shipped with
     this package), a generated set of synthetic.py (`linear:8`, `adding:50`,
-    `digits:0`) or the path of an .npz holding arrays `x` and `y`."""
+    `digits:0`), the path of an .npz holding arrays `x` and `y`, or Arrays."""
+    if isinstance(source, Arrays):
+        x, y = np.asarray(source.x), np.asarray(source.y)
+        return _dataset(x, y, input_shape, "the arrays (x, y)", "arrays", "arrays")
     if synthetic.handles(source):
         return synthetic.load(source, input_shape)
     if source == "digits":
-        with np.load(DIGITS, allow_pickle=False) as data:
-            x, y = data["x"].astype(np.float32) / 16.0, data["y"].astype(np.int64)
+        x, y = digits()
         return Dataset(fit_input(x, input_shape, "digits"), y, "digits")
     path = Path(source)
     if path.suffix != ".npz":
         raise UserError(f"--data takes 'digits' or an .npz file, got '{source}'",
                         "or a generated set: linear:F, adding:T, digits:K")
     x, y = _read_xy(path, source)
-    _check_arrays(x, y, source)
+    return _dataset(x, y, input_shape, f"data file '{source}'", source, path.stem)
+
+
+def _dataset(x: np.ndarray, y: np.ndarray, input_shape: tuple[int, ...], label: str, source: str,
+             name: str) -> Dataset:
+    """Checked arrays as a Dataset (`label`, `source` name them in errors): float32
+    samples fitted to the input, integer labels as int64."""
+    _check_arrays(x, y, label)
     labels = y.astype(np.int64) if np.issubdtype(y.dtype, np.integer) else y.astype(np.float32)
-    return Dataset(fit_input(x.astype(np.float32), input_shape, source), labels, path.stem)
+    return Dataset(fit_input(x.astype(np.float32), input_shape, source), labels, name)
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """The embedded digits as training reads them: x float32 [1797, 8, 8] in
+    [0, 1], y int64 class labels 0-9."""
+    with np.load(DIGITS, allow_pickle=False) as data:
+        return data["x"].astype(np.float32) / 16.0, data["y"].astype(np.int64)
 
 
 def _read_xy(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -58,21 +86,21 @@ def _x_and_y(archive: zipfile.ZipFile, label: str) -> tuple[np.ndarray, np.ndarr
     return arrays["x"], arrays["y"]
 
 
-def _check_arrays(x: np.ndarray, y: np.ndarray, source: str) -> None:
+def _check_arrays(x: np.ndarray, y: np.ndarray, label: str) -> None:
     """Numbers, one label per sample, and no NaN or Inf (they would only
     show up later as a NaN loss)."""
     for name, array in (("x", x), ("y", y)):
         if array.ndim == 0 or not np.issubdtype(array.dtype, np.number):
-            raise UserError(f"data file '{source}': {name} is {array.dtype} {list(array.shape)}, "
+            raise UserError(f"{label}: {name} is {array.dtype} {list(array.shape)}, "
                             "not an array of numbers with one row per sample")
     if len(x) != len(y):
-        raise UserError(f"data file '{source}': x has {len(x)} samples but y has {len(y)}")
+        raise UserError(f"{label}: x has {len(x)} samples but y has {len(y)}")
     if len(x) == 0:
-        raise UserError(f"data file '{source}' holds no samples")
+        raise UserError(f"{label} holds no samples")
     for name, array in (("x", x), ("y", y)):
         broken = ~np.isfinite(array).all(axis=tuple(range(1, array.ndim)))
         if broken.any():
-            raise UserError(f"data file '{source}': {name} holds NaN or Inf values in {int(broken.sum())} "
+            raise UserError(f"{label}: {name} holds NaN or Inf values in {int(broken.sum())} "
                             f"sample(s), the first is sample {int(np.argmax(broken))}",
                             "clean or drop those samples")
 

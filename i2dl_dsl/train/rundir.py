@@ -28,8 +28,9 @@ LOCK = ".i2dl-lock"
 LATEST = "latest"
 # What a run writes into its directory; every writer and reader names them from here.
 MODEL, WEIGHTS, METRICS, PLOT = "model.onnx", "weights.npz", "metrics.csv", "curves.png"
+SAFETENSORS = "weights.safetensors"  # the same weights, for PyTorch (safetensors.torch.load_file) and Hugging Face
 CHECKPOINT, BEST, RESULT = "checkpoint.npz", "best.npz", "result.json"
-RUN_FILES = (MODEL, WEIGHTS, METRICS, CHECKPOINT, BEST, PLOT, RESULT)
+RUN_FILES = (MODEL, WEIGHTS, SAFETENSORS, METRICS, CHECKPOINT, BEST, PLOT, RESULT)
 FINISHED = (RESULT, CHECKPOINT)  # a run that holds either has results to lose
 # Our temporaries: `.NAME.i2dl-partial-HEX`, and the `.NAME.HEX.tmp` of earlier versions.
 _TEMPORARY = re.compile(rf"^\..+\.({re.escape(PARTIAL)}-[0-9a-f]+|[0-9a-f]{{8}}\.tmp)$")

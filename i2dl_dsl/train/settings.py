@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..checker import CheckedNetwork
-from ..trainspec import SPLIT
+from ..diagnostics import Diagnostics, UserError, did_you_mean
+from ..names import scopes
+from ..trainspec import SPLIT, check_train
 from . import data as datamod
 from .losses import LOSSES
 from .optimizers import OPTIMIZERS
@@ -53,6 +55,40 @@ class Settings:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
+
+
+def section_overrides(augment: str | None, freeze: str | None, lr_scale: list[str] | None) -> dict[str, Any]:
+    """`--augment`, `--freeze` (comma-separated names) and `--lr-scale`
+    (NAME=FACTOR each), read as the train-section statements they stand for."""
+    from ..syntax.parser import parse_text
+
+    lines = []
+    if augment:
+        lines.append(f"augment {augment}")
+    if freeze:
+        lines.append("freeze " + ", ".join(n.strip() for n in freeze.split(",")))
+    if lr_scale:
+        lines.append("lr_scale " + ", ".join(lr_scale))
+    if not lines:
+        return {}
+    module = parse_text("train {\n" + "\n".join(lines) + "\n}\n", "<command line>")
+    diags = Diagnostics()
+    spec = check_train(module.trains[0], diags)
+    diags.raise_if_errors()
+    return spec
+
+
+def check_settings(net: CheckedNetwork, settings: Settings) -> None:
+    """What the network must agree with: the layers that `freeze` and
+    `lr_scale` name exist, and the augmentations fit its input."""
+    from .augment import make_augmenter
+
+    known = scopes(net.graph)
+    for name in [*settings.get("freeze", ()), *settings.get("lr_scale", {})]:
+        if name not in known:
+            raise UserError(f"'{name}' is no layer or block of {net.name}", did_you_mean(name, known))
+    shapes = net.analysis.shapes
+    make_augmenter(settings.get("augment", []), shapes[net.input], shapes[net.output])
 
 
 def config_for(settings: Settings) -> TrainConfig:

@@ -1,0 +1,1 @@
+"""Interoperation with other tools' files: weights, models and code."""
