@@ -24,7 +24,10 @@ class LayerGraphBuilder:
 
     def __init__(self, reporter: Reporter):
         self.reporter = reporter
-        self.graph = nx.DiGraph(groups={})  # groups: dotted prefix → what it is, for folding
+        # groups: dotted prefix → what it is, for folding; calls: layer → the call that made
+        # it, and instances: block prefix → (its definition, the call, its arguments),
+        # so that code generators can write arguments as the source does.
+        self.graph = nx.DiGraph(groups={}, calls={}, instances={}, tensor_names={})
 
     def group(self, prefix: str, what: str) -> None:
         """Record that the names under `prefix` form a block, a repetition, ..."""
@@ -39,7 +42,9 @@ class LayerGraphBuilder:
         args = self._bind(cls, call.args, scope.env, call.span)
         if current is None:
             return None
-        return self.add(cls(args), scope, local, call.span, (current,))
+        name = self.add(cls(args), scope, local, call.span, (current,))
+        self.graph.graph["calls"][name] = call
+        return name
 
     def closing(self, block: str, scope: Scope, span: Span, sources: tuple[str, ...],
                 has_shortcut: bool = False) -> str:

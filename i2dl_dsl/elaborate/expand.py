@@ -69,6 +69,8 @@ class Expander:
                              notes=notes)
             return
         scope.tensors[name] = node  # None: known, but broken, so no follow-on errors
+        if node is not None:
+            self.builder.graph.graph["tensor_names"].setdefault(node, (name, scope.prefix))
         scope.tensor_spans[name] = span
 
     # ------------------------------------------------------------- chains
@@ -166,6 +168,7 @@ class Expander:
         inner = scope.child(local, env)
         inner.tensors[BLOCK_INPUT] = current
         self.builder.group(inner.prefix, call.name)
+        self.builder.graph.graph["instances"][inner.prefix] = (block, call, env)
         self.block_stack.append(call.name)
         try:
             with self.reporter.inside(inner.prefix, call.span):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Bool, Float, Int, Layer, P, Shape, fmt_shape, register
-from .declarations import constant
+from .declarations import TorchCode, constant
 
 
 class _Activation(Layer):
@@ -24,6 +24,9 @@ class ReLU(_Activation):
     def lower(self, g, inputs):
         return g.op("Relu", inputs)
 
+    def torch_code(self, t):
+        return TorchCode("nn.ReLU()")
+
 
 @register
 class Sigmoid(_Activation):
@@ -32,6 +35,9 @@ class Sigmoid(_Activation):
 
     def lower(self, g, inputs):
         return g.op("Sigmoid", inputs)
+
+    def torch_code(self, t):
+        return TorchCode("nn.Sigmoid()")
 
 
 @register
@@ -42,6 +48,9 @@ class Tanh(_Activation):
     def lower(self, g, inputs):
         return g.op("Tanh", inputs)
 
+    def torch_code(self, t):
+        return TorchCode("nn.Tanh()")
+
 
 @register
 class LeakyReLU(_Activation):
@@ -51,6 +60,9 @@ class LeakyReLU(_Activation):
 
     def lower(self, g, inputs):
         return g.op("LeakyRelu", inputs, alpha=self.a.alpha)
+
+    def torch_code(self, t):
+        return TorchCode(f"nn.LeakyReLU({t.arg('alpha')})")
 
 
 @register
@@ -80,6 +92,10 @@ class PReLU(_Activation):
             slope = g.op("Unsqueeze", [slope, g.const([1, 2], hint="axes")])  # [C] → [C, 1, 1]
         return g.op("PRelu", [inputs[0], slope])
 
+    def torch_code(self, t):
+        count = t.width() if self.a.per_channel else "1"
+        return TorchCode(f"nn.PReLU({count}, init={t.arg('init')})")
+
 
 @register
 class Maxout(_Activation):
@@ -108,6 +124,12 @@ class Maxout(_Activation):
         split = g.op("Reshape", [inputs[0], g.const(grouped, hint="shape")])
         return g.op("ReduceMax", [split, g.const([axis + 1], hint="axes")], keepdims=0)
 
+    def torch_code(self, t):
+        axis = 2 if len(t.in_shape()) == 2 else 1  # features of [N, T, F], else channels
+        pieces = t.arg("pieces")
+        return TorchCode(None, f"{{0}}.unflatten({axis}, (-1, {pieces})).amax({axis + 1})",
+                         width=f"{t.width()} // {pieces}")
+
 
 @register
 class Softmax(_Activation):
@@ -116,3 +138,6 @@ class Softmax(_Activation):
 
     def lower(self, g, inputs):
         return g.op("Softmax", inputs, axis=2 if len(g.input_shapes[0]) == 2 else 1)
+
+    def torch_code(self, t):
+        return TorchCode(f"nn.Softmax(dim={2 if len(t.in_shape()) == 2 else 1})")

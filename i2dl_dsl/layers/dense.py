@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Bool, Int, Layer, P, Shape, fmt_shape, numel, register
-from .declarations import FAN_IN, ZEROS
+from .declarations import FAN_IN, ZEROS, TorchCode
 
 
 @register
@@ -45,6 +45,10 @@ class FC(Layer):
         operands = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.a.bias else [])
         return g.op("Gemm", operands, transB=1)
 
+    def torch_code(self, t):
+        module = t.build("nn.Linear", [t.width(), t.arg("out")], bias=(t.arg("bias"), "True"))
+        return TorchCode(module, width=t.arg("out"))
+
 
 @register
 class Flatten(Layer):
@@ -57,3 +61,6 @@ class Flatten(Layer):
 
     def lower(self, g, inputs):
         return g.op("Flatten", inputs, axis=1)
+
+    def torch_code(self, t):
+        return TorchCode("nn.Flatten()")

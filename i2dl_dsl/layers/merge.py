@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from ..diagnostics import UserError
 from .base import REGISTRY, Args, Layer, ReceptiveField, Shape, fmt_shape, register
+from .declarations import TorchCode
 
 
 class Merge(Layer):
@@ -45,6 +46,9 @@ class Add(Merge):
 
     def lower(self, g, inputs):
         return g.op("Add", inputs) if len(inputs) == 2 else g.op("Sum", inputs)
+
+    def torch_code(self, t):
+        return TorchCode(None, " + ".join(f"{{{i}}}" for i in range(t.inputs)))
 
     def infer(self, inputs: list[Shape]) -> Shape:
         first = inputs[0]
@@ -97,6 +101,11 @@ class Concat(Merge):
 
     def lower(self, g, inputs):
         return g.op("Concat", inputs, axis=2 if len(g.input_shapes[0]) == 2 else 1)
+
+    def torch_code(self, t):
+        joined = ", ".join(f"{{{i}}}" for i in range(t.inputs))
+        axis = 2 if len(t.in_shape()) == 2 else 1
+        return TorchCode(None, f"torch.cat([{joined}], {axis})", width=" + ".join(t.width(i) for i in range(t.inputs)))
 
 
 def merge_kinds() -> list[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Bool, Int, Layer, P, Shape, fmt_shape, register
-from .declarations import FAN_IN, ZEROS
+from .declarations import FAN_IN, ZEROS, TorchCode
 
 
 class _Recurrent(Layer):
@@ -99,6 +99,12 @@ class _Recurrent(Layer):
         if not self.a.sequences:
             return h
         return g.op("Concat", [g.op("Unsqueeze", [o, axis1]) for o in outputs], axis=1)
+
+    def torch_code(self, t):
+        module = f"nn.{self.onnx_op}({t.width()}, {t.arg('hidden')}, batch_first=True)"
+        # PyTorch returns (every step, the last state); the last step of the
+        # outputs is the last state of one layer.
+        return TorchCode(module, "{m}({0})[0]" if self.a.sequences else "{m}({0})[0][:, -1]", width=t.arg("hidden"))
 
     def cell(self, g, pre: str, c: str | None) -> tuple[str, str | None]:
         """One step from the pre-activations; returns (h, c)."""
