@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..checker import CheckedNetwork
+from ..diagnostics import UserError
 from ..elaborate import layer_node
 from ..layers.declarations import Shape, TorchCode
 from .torch_args import TorchArgs, checked, literal, py_name, python_expr
@@ -70,7 +71,7 @@ class Emitter:
         try:
             return node.layer.torch_code(args)
         except NotImplementedError as exc:
-            raise NotImplementedError(f"layer '{name}': {exc}") from None
+            raise UserError(f"cannot write layer '{name}' as PyTorch: {exc}", span=node.span) from None
 
     # ------------------------------------------------------------- classes
     def network_class(self) -> str:

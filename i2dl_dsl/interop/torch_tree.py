@@ -103,8 +103,9 @@ class Structure:
             unit = self.unit(child)
             if len(unit.inputs) != 1 or (previous is not None and unit.inputs[0] != previous):
                 return False
-            if previous is not None and len(list(self.graph.successors(previous))) != 1:
-                return False
+            inside = set(child.nodes()) if isinstance(child, Scope) else {child}
+            if previous is not None and not set(self.graph.successors(previous)) <= inside:
+                return False  # the one before is read further on too
             previous = unit.output
         return True
 
