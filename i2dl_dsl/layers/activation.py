@@ -86,11 +86,23 @@ class PReLU(_Activation):
     def inits(self):
         return {"weight": constant(self.a.init)}
 
+    onnx_op = "PRelu"
+
     def lower(self, g, inputs):
-        slope = g.param("weight")
-        if self.a.per_channel and len(g.input_shapes[0]) == 3:
-            slope = g.op("Unsqueeze", [slope, g.const([1, 2], hint="axes")])  # [C] → [C, 1, 1]
+        if not (self.a.per_channel and len(g.input_shapes[0]) == 3):
+            return g.op("PRelu", [inputs[0], g.param("weight")])
+        # The slopes broadcast over an image as [C, 1, 1]: an exported model
+        # stores them so (`<layer>/slope`), the evaluation graph unsqueezes them.
+        if g.fixed_weights:
+            slope = g.constant(g.param_value("weight").reshape(-1, 1, 1).astype("float32"), hint="slope")
+        else:
+            slope = g.op("Unsqueeze", [g.param("weight"), g.const([1, 2], hint="axes")])
         return g.op("PRelu", [inputs[0], slope])
+
+    @staticmethod
+    def onnx_to_torch(slope):
+        """An exported model's `<layer>/slope` [C, 1, 1] as the parameter `weight` [C]."""
+        return {"weight": slope.reshape(-1)}
 
     def torch_code(self, t):
         count = t.width() if self.a.per_channel else "1"

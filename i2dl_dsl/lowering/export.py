@@ -65,7 +65,7 @@ def export_bytes(net: CheckedNetwork) -> int:
 def to_onnx(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, np.ndarray] | None = None,
             seed: int = 0, init: str = "he", weights_source: str = "weights") -> onnx.ModelProto:
     """The inference model. `weights` by name replace the initial values; all must fit."""
-    builder, output = lower_network(net, opset, weights, seed, init, weights_source)
+    builder, output = lower_network(net, opset, weights, seed, init, weights_source, fixed_weights=True)
     model = assemble(net, builder, output, opset)
     complete_value_info(model)
     return model
@@ -73,11 +73,12 @@ def to_onnx(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, 
 
 def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, np.ndarray] | None = None,
                   seed: int = 0, init: str = "he", weights_source: str = "weights", training: bool = False,
-                  strict: bool = True) -> tuple[LoweringGraph, str]:
+                  strict: bool = True, fixed_weights: bool = False) -> tuple[LoweringGraph, str]:
     """Lower every layer into a LoweringGraph; returns it and the output tensor.
     training=True emits the training-mode forward pass (batch statistics,
     dropout masks, unrolled recurrences). strict=False lets `weights` cover
-    only some parameters (the rest are initialised)."""
+    only some parameters (the rest are initialised). fixed_weights=True: the
+    values are final (an exported file), so layers may store them rearranged."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise UserError(f"opset {opset} is not supported; choose {MIN_OPSET} to {MAX_OPSET}")
     hint = f"use smaller layers, or check the sizes: i2dl-compile {net.path} --summary"
@@ -89,7 +90,7 @@ def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict
         name = f"{layer}.{suffix}"
         return given[name] if name in given else scheme(layer, suffix, shape)
 
-    builder = LoweringGraph(init_param, training)
+    builder = LoweringGraph(init_param, training, fixed_weights=fixed_weights)
     tensors = _lower_layers(net, builder)
     return builder, tensors[net.output]
 
