@@ -27,30 +27,16 @@ from i2dl_dsl.interop.torch_code import emit, root_class, to_module  # noqa: E40
 from i2dl_dsl.lowering.export import parameter_shapes, to_onnx  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
 from i2dl_dsl.train.step import TrainConfig, build_step  # noqa: E402
-from helpers import random_weights  # noqa: E402
+from helpers import ZOO_224, random_weights, zoo_net  # noqa: E402
 from test_every_layer import EXAMPLES, compile_example  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
 ZOO = sorted(p.stem for p in (ROOT / "models").glob("*.net"))
-BIG = {"alexnet", "googlenet", "resnet18", "resnet50", "vgg16"}  # 224×224 inputs: checked smaller by default
-# The smallest input every layer of AlexNet accepts; ResNet-50's batch norm at 1×1 maps would
-# (ResNet-18 too) normalise over 3 values, where float32 cannot give gradients to 1e-4. 32 for the others.
-SMALL = {"alexnet": 64, "resnet18": 64, "resnet50": 64}
+BIG = sorted(ZOO_224)  # checked smaller by default, at full size under -m slow
 SLOW_GRADIENTS = {"alexnet", "googlenet", "resnet50", "vgg16"}  # 20-45 s each on two cores
 BATCH = 3
 TOL = 1e-4  # relative to the largest entry of each output or gradient
-
-
-def zoo_net(name: str, tmp_path: Path, full_size: bool = False):
-    """The zoo model; a 224×224 one at 64×64 unless `full_size` (every layer stays valid)."""
-    path = ROOT / "models" / f"{name}.net"
-    if name in BIG and not full_size:
-        small = tmp_path / path.name
-        size = SMALL.get(name, 32)
-        small.write_text(path.read_text().replace("224, 224]", f"{size}, {size}]"))
-        path = small
-    return check(path)
 
 
 def scaled_weights(net, seed: int) -> dict[str, np.ndarray]:
@@ -148,7 +134,7 @@ def test_zoo_module_gradients_equal_the_training_graph(name: str, tmp_path: Path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(BIG))
+@pytest.mark.parametrize("name", BIG)
 def test_zoo_module_at_full_size_computes_the_onnx_export(name: str, tmp_path: Path) -> None:
     check_outputs(zoo_net(name, tmp_path, full_size=True))
 

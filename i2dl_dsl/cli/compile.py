@@ -58,6 +58,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_OK
     if args.model is None:
         p.error("the following arguments are required: model (or --list-models)")
+    if args.output and not args.emit:
+        p.error("-o/--output is where --emit writes: add --emit torch (the ONNX file is --onnx OUT)")
     resolve_model(args, p.prog)
     net = check(args.model, params=network_params(args.param))
     print_warnings(net.warnings)

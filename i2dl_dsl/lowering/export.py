@@ -25,7 +25,14 @@ from .graph import rename
 from .initial_values import initializer
 from .weights import match_weights
 
-DEFAULT_OPSET = 21
+# The highest opset at which every zoo model passes through onnxruntime,
+# ONNX's reference evaluator, onnxslim, OpenVINO and onnx2torch with equal
+# outputs (tests/test_onnx_consumers.py; docs/onnx.md has the table):
+# onnx2torch 1.5.15 converts AveragePool only up to version 11 (19 is new at
+# opset 19) and Flatten, Transpose, Squeeze up to 13 (21 is new at opset 21).
+DEFAULT_OPSET = 18
+# The training step's own graphs, which no other tool reads.
+TRAINING_OPSET = 21
 MIN_OPSET, MAX_OPSET = 18, 22  # Split(num_outputs) needs 18; onnxruntime 1.31 runs up to 22 fully
 PROTOBUF_LIMIT = 2**31 - 2**26  # stay clear of protobuf's 2 GiB cap, headers included
 
