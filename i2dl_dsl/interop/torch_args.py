@@ -14,7 +14,7 @@ from __future__ import annotations
 import keyword
 from typing import Any
 
-from ..layers.base import Layer, Shape, Symbol
+from ..layers.base import Layer, Shape
 from ..syntax import ast
 
 # Names the emitted code uses itself; a parameter so named gets a trailing `_`.
@@ -64,17 +64,17 @@ def python_expr(expr: ast.Expr, env: dict[str, Any]) -> str | None:
     return None
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal values of the same kind (3 and 3.0 differ: a channel count must be an int)."""
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(b, tuple) and len(b) == 2 and b[0] == b[1] and not isinstance(a, (list, tuple)):
-        return _same(a, b[0])
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
-    if isinstance(b, str) and not isinstance(b, Symbol):
-        return a == b
-    return type(a) is type(b) and a == b or (isinstance(b, Symbol) and a == str(b))
+def _same(got: Any, want: Any) -> bool:
+    """`got` (an expression's value) gives the argument `want`: equal, and of
+    the same kind (32.0 is no channel count); a pair of equal sizes is given by one."""
+    if isinstance(want, tuple) and len(want) == 2 and want[0] == want[1] and not isinstance(got, (list, tuple)):
+        want = want[0]
+    if isinstance(got, (list, tuple)) or isinstance(want, (list, tuple)):
+        return (isinstance(got, (list, tuple)) and isinstance(want, (list, tuple)) and len(got) == len(want)
+                and all(_same(g, w) for g, w in zip(got, want)))
+    if isinstance(want, str):
+        return isinstance(got, str) and str(got) == str(want)
+    return type(got) is type(want) and got == want
 
 
 def checked(text: str | None, value: Any, env: dict[str, Any]) -> str:

@@ -126,7 +126,7 @@ class Emitter:
                                 ctx.expression, self._names_in(scope))
         args = ", ".join(["self", *signature])
         hints = ", ".join(f"{n}: torch.Tensor" for n in names)
-        lines = [f"class {{name}}(nn.Module):", f"{INDENT}def __init__({args}):", f"{INDENT * 2}super().__init__()",
+        lines = ["class {name}(nn.Module):", f"{INDENT}def __init__({args}):", f"{INDENT * 2}super().__init__()",
                  *[INDENT * 2 + line for line in init], "",
                  f"{INDENT}def forward(self, {hints}) -> torch.Tensor:", *[INDENT * 2 + line for line in forward]]
         text = "\n".join(lines)
@@ -174,7 +174,7 @@ class ClassContext:
         guesses = [code.width] if code.width else []
         guesses += [self._width(sources[0])] if sources else []
         self.widths[name] = next((g for g in guesses if checked(g, value, self.env) == g), str(value))
-        if code.forward.find("F.") >= 0:
+        if "F." in code.forward:
             self.e.uses.add("F")
 
     def _block(self, scope: Scope) -> None:
@@ -255,7 +255,7 @@ def _listing(opening: str, items: list[str], closing: str) -> str:
 def emit(network: Any) -> str:
     """The PyTorch source of `network` (a CheckedNetwork, or an object with
     one as `.checked`): a Python module a person could have written."""
-    net = getattr(network, "checked", network)
+    net = _checked(network)
     emitter = Emitter(net)
     root = emitter.network_class()
     header = [f'"""{net.name} in PyTorch, written by i2dl-compile --emit torch from {_source_name(net)}.',
@@ -267,6 +267,11 @@ def emit(network: Any) -> str:
     header += ["from torch import nn"]
     body = "\n\n\n".join(text for _, text in emitter.classes)
     return "\n".join(header) + "\n\n\n" + body + "\n"
+
+
+def _checked(network: Any) -> CheckedNetwork:
+    """The CheckedNetwork itself, or the one a wrapper holds as `.checked`."""
+    return network if isinstance(network, CheckedNetwork) else network.checked
 
 
 def _source_name(net: CheckedNetwork) -> str:
@@ -288,7 +293,7 @@ def to_module(network: Any, weights: dict[str, np.ndarray] | None = None):
 
     source = emit(network)
     namespace: dict[str, Any] = {"__name__": "i2dl_dsl_emitted"}
-    exec(compile(source, f"<{getattr(network, 'name', 'network')}.py>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, f"<{_checked(network).name}.py>", "exec"), namespace)  # noqa: S102
     module = namespace[root_class(source)]()
     if weights is not None:
         state = {k: torch.as_tensor(np.array(v)) for k, v in weights.items()}
