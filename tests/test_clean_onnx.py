@@ -73,3 +73,10 @@ def test_weights_read_back_from_an_export_are_the_parameters(tmp_path: Path, bod
     assert sorted(read) == sorted(weights)
     for name, value in weights.items():
         np.testing.assert_array_equal(read[name], value, err_msg=name)
+
+
+def test_the_documented_node_count() -> None:
+    """docs/interop.md: lstm_classifier exports as 8 nodes (32 with the gates reordered in the graph)."""
+    model = to_onnx(check(ROOT / "models" / "lstm_classifier.net"))
+    assert len(model.graph.node) == 8
+    assert "`lstm_classifier` is 8 nodes" in (ROOT / "docs" / "interop.md").read_text().replace("\n  ", " ")
