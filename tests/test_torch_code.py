@@ -158,6 +158,44 @@ def compile_body(tmp_path: Path, input_decl: str, body: str):
     return check(source)
 
 
+STRUCTURES = """
+block unit(c, p=same) {
+    a = in -> conv(c, k=3, p=p) -> relu
+    b = in -> conv(c, k=1)
+    add(a, b) -> batchnorm
+}
+block pair(c) {
+    res: residual {
+        t = in -> conv(c, k=1) -> relu
+        add(t, in)
+    }
+    unit(c) * 2
+}
+network S {
+    input x[4, 8, 8]
+    stage: pair(4) -> unit(6, p=1)
+    unit(6) * 2
+    extra: concat {
+        branch { conv(3, k=1) }
+        branch { maxpool(k=3, s=1, p=1) -> unit(2) }
+    }
+    global_maxpool -> flatten -> fc(3)
+}
+"""
+
+
+def test_blocks_in_labelled_residuals_repetitions_and_branches(tmp_path: Path) -> None:
+    """Named tensors inside blocks, a labelled residual (an nn.ModuleDict), repetitions of
+    blocks (nn.Sequential), concat branches holding blocks, and a block whose instances
+    need two classes (`p=same` is written as the padding it resolves to)."""
+    (tmp_path / "s.net").write_text(STRUCTURES)
+    net = check(tmp_path / "s.net")
+    source = emit(net)
+    assert "self.res = nn.ModuleDict({" in source and "class Unit2(nn.Module):" in source
+    check_outputs(net)
+    check_gradients(net)
+
+
 @pytest.mark.parametrize("input_decl, body", [
     # uneven padding: F.pad before the module (zeros; -inf for a max)
     ("3, 9, 8", "conv(4, k=4, p=same) -> maxpool(k=2, s=1, p=same) -> avgpool(k=2, s=1, p=same)"),

@@ -79,8 +79,9 @@ class Emitter:
         env = {py_name(k): v for k, v in params.items()}
         signature = [f"{py_name(k)}={literal(v)}" for k, v in params.items()]
         source = self.graph.graph["input"]
+        argument = "x" if source == "x" else py_name(source)
         return self.render_class(self.tree, class_name(self.net.name), signature, env, [source],
-                                 [py_name(source)], {source: str(width_of(self.shapes[source]))})
+                                 [argument], {source: str(width_of(self.shapes[source]))})
 
     def block_class(self, scope: Scope, inputs: tuple[str, ...]) -> str:
         block, _, values = self.instances[scope.path]
