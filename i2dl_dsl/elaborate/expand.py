@@ -15,6 +15,7 @@ from ..loader import Program
 from ..syntax import ast
 from ..values import evaluate
 from .build import LayerGraphBuilder
+from .node import BlockInstance
 from .inputs import NetworkInput
 from .report import Reporter, Skip
 from .scope import BLOCK_INPUT, Scope, word_span
@@ -232,7 +233,8 @@ class Expander:
         for name, (node, span) in tensors.items():
             inner.tensors[name], inner.tensor_spans[name] = node, span
         self.builder.group(inner.prefix, call.name)
-        self.builder.graph.graph["instances"][inner.prefix] = (block, call, env)
+        self.builder.graph.graph["instances"][inner.prefix] = BlockInstance(
+            block, call, dict(env), current, {name: node for name, (node, _) in tensors.items()})
         self.block_stack.append(call.name)
         try:
             with self.reporter.inside(inner.prefix, call.span):

@@ -55,6 +55,7 @@ class Emitter:
         self.classes: list[tuple[str, str]] = []  # (name, text), in definition order
         self.texts: dict[str, str] = {}            # class text → its name
         self.uses: set[str] = set()                # "F", "OrderedDict"
+        self.helpers: dict[str, None] = {}         # classes PyTorch lacks, in order of first use
 
     def _plain_layers(self) -> set[str]:
         plain = set()
@@ -84,19 +85,25 @@ class Emitter:
                                  [argument], {source: str(width_of(self.shapes[source]))})
 
     def block_class(self, scope: Scope, inputs: tuple[str, ...]) -> str:
-        block, _, values = self.instances[scope.path]
+        """The class of a block instance: `in_channels` (the input's width),
+        `<tensor>_channels` per tensor parameter, then the number parameters;
+        forward(x, <tensors>)."""
+        instance = self.instances[scope.path]
+        names = ["x" if source == instance.input else
+                 py_name(next(p for p, n in instance.tensors.items() if n == source)) for source in inputs]
         env, widths, signature = {}, {}, []
-        for index, source in enumerate(inputs):
-            word = "in_channels" if len(self.shapes[source]) == 3 else "in_features"
-            word += str(index + 1) if len(inputs) > 1 else ""
+        for name, source in zip(names, inputs):
+            word = ("in" if name == "x" else name) + ("_channels" if len(self.shapes[source]) == 3 else "_features")
             env[word], widths[source] = width_of(self.shapes[source]), word
             signature.append(f"{word}: int")
-        for param in block.params:
-            env[py_name(param.name)] = values[param.name]
+        for param in instance.block.params:
+            if param.name in instance.tensors:
+                continue
+            env[py_name(param.name)] = instance.values[param.name]
             default = "" if param.default is None else "=" + self._default(param.default)
             signature.append(py_name(param.name) + default)
-        names = ["x"] if len(inputs) == 1 else [f"x{i + 1}" for i in range(len(inputs))]
-        return self.render_class(scope, class_name(block.name), signature, env, list(inputs), names, widths)
+        return self.render_class(scope, class_name(instance.block.name), signature, env, list(inputs), names,
+                                 widths)
 
     @staticmethod
     def _default(expr) -> str:
@@ -173,21 +180,24 @@ class ClassContext:
         self.codes[name] = code
         value = width_of(self.e.shapes[name])
         guesses = [code.width] if code.width else []
-        guesses += [self._width(sources[0])] if sources else []
+        guesses += [self._width(s) for s in sources]
         self.widths[name] = next((g for g in guesses if checked(g, value, self.env) == g), str(value))
         if "F." in code.forward:
             self.e.uses.add("F")
+        self.e.helpers.update(dict.fromkeys(code.helpers))
 
     def _block(self, scope: Scope) -> None:
         unit = self.e.structure.unit(scope)
         inner = self.e.block_class(scope, unit.inputs)
-        block, call, values = self.e.instances[scope.path]
+        instance = self.e.instances[scope.path]
         args = [self._width(s) for s in unit.inputs]
         texts = []
-        names = [p.name for p in block.params]
-        for index, arg in enumerate(call.args):
+        names = [p.name for p in instance.block.params]
+        for index, arg in enumerate(instance.call.args):
             param = arg.name or names[index]
-            text = checked(python_expr(arg.value, self.env), values[param], self.env)
+            if param in instance.tensors:
+                continue  # passed to forward
+            text = checked(python_expr(arg.value, self.env), instance.values[param], self.env)
             texts.append(text)
             args.append(text if arg.name is None else f"{py_name(param)}={text}")
         self.blocks[scope.path] = f"{inner}({', '.join(args)})"
@@ -211,6 +221,11 @@ class ClassContext:
             return self.blocks[child.path]
         items = [(local, self.module(c)) for local, c in child.children.items()]
         items = [(local, m) for local, m in items if m is not None]
+        for local, m in items:
+            if m.startswith("nn.Parameter("):
+                raise UserError(f"cannot write layer '{child.path}.{local}' as PyTorch: a parameter that is a "
+                                "layer of its own sits in a container module here", "label the block around it, "
+                                "or move the layer out of the labelled residual or branch")
         if not items:
             return None
         if self.e.structure.is_chain(child):
@@ -266,7 +281,7 @@ def emit(network: Any) -> str:
         header += ["from collections import OrderedDict", ""]
     header += ["import torch"] + (["import torch.nn.functional as F"] if "F" in emitter.uses else [])
     header += ["from torch import nn"]
-    body = "\n\n\n".join(text for _, text in emitter.classes)
+    body = "\n\n\n".join([*emitter.helpers, *(text for _, text in emitter.classes)])
     return "\n".join(header) + "\n\n\n" + body + "\n"
 
 

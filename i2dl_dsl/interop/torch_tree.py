@@ -84,8 +84,19 @@ class Structure:
             return Unit("layer", child, layer_node(self.graph, child).inputs, child)
         members = child.nodes()
         outputs = self.outputs(members)
-        kind = "block" if child.path in self.instances else "chain"
-        return Unit(kind, child.path, self.external_inputs(members), outputs[-1] if outputs else members[-1])
+        output = outputs[-1] if outputs else members[-1]
+        if child.path in self.instances:
+            return Unit("block", child.path, self.block_inputs(child, members), output)
+        return Unit("chain", child.path, self.external_inputs(members), output)
+
+    def block_inputs(self, scope: Scope, members: list[str]) -> tuple[str, ...]:
+        """What a block's forward takes: the tensor it starts from, then its tensor parameters."""
+        instance = self.instances[scope.path]
+        declared = tuple(n for n in (instance.input, *instance.tensors.values()) if n is not None)
+        read = self.external_inputs(members)
+        if not set(read) <= set(declared) or len(set(declared)) != len(declared):
+            raise ValueError(f"block '{scope.path}' reads {read}, its arguments are {declared}")
+        return declared
 
     def is_chain(self, scope: Scope) -> bool:
         """Its members run one after another, each reading only the one before."""

@@ -176,6 +176,9 @@ class ReLU6(_Activation):
         low, high = g.const(0.0, dtype="float32", hint="min"), g.const(6.0, dtype="float32", hint="max")
         return g.op("Clip", [inputs[0], low, high])
 
+    def torch_code(self, t):
+        return TorchCode("nn.ReLU6()")
+
 
 @register
 class HardSigmoid(_Activation):
@@ -186,6 +189,9 @@ class HardSigmoid(_Activation):
         # ONNX's default slope is 0.2; PyTorch's is 1/6.
         return g.op("HardSigmoid", inputs, alpha=1.0 / 6.0, beta=0.5)
 
+    def torch_code(self, t):
+        return TorchCode("nn.Hardsigmoid()")
+
 
 @register
 class HardSwish(_Activation):
@@ -194,6 +200,9 @@ class HardSwish(_Activation):
 
     def lower(self, g, inputs):
         return g.op("HardSwish", inputs)
+
+    def torch_code(self, t):
+        return TorchCode("nn.Hardswish()")
 
 
 @register
@@ -204,6 +213,9 @@ class SiLU(_Activation):
     def lower(self, g, inputs):
         # ONNX has no Swish op before opset 24: two ops, both with gradient rules.
         return g.op("Mul", [inputs[0], g.op("Sigmoid", inputs)])
+
+    def torch_code(self, t):
+        return TorchCode("nn.SiLU()")
 
 
 GELU_OP_OPSET = 20  # ONNX's Gelu op exists from opset 20 on
@@ -219,6 +231,9 @@ class GELU(_Activation):
         if g.opset >= GELU_OP_OPSET:
             return g.op("Gelu", inputs, approximate=self.a.approximate)
         return _gelu_tanh(g, inputs[0]) if self.a.approximate == "tanh" else _gelu_erf(g, inputs[0])
+
+    def torch_code(self, t):
+        return TorchCode(t.build("nn.GELU", [], approximate=(t.arg("approximate"), "'none'")))
 
 
 def _gelu_erf(g, x: str) -> str:
@@ -245,6 +260,9 @@ class ELU(_Activation):
 
     def lower(self, g, inputs):
         return g.op("Elu", inputs, alpha=self.a.alpha)
+
+    def torch_code(self, t):
+        return TorchCode(t.build("nn.ELU", [], alpha=(t.arg("alpha"), "1.0")))
 
 
 # In float32, log(1 + e^z) and z are the same number from z ≈ 17 on (e^-z
@@ -276,3 +294,6 @@ class Softplus(_Activation):
             return y
         above = g.op("Greater", [bx, g.const(self.a.threshold, dtype="float32", hint="threshold")])
         return g.op("Where", [above, x, y])
+
+    def torch_code(self, t):
+        return TorchCode(t.build("nn.Softplus", [], beta=(t.arg("beta"), "1.0"), threshold=(t.arg("threshold"), "20.0")))

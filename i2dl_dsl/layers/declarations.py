@@ -75,3 +75,4 @@ class TorchCode:
     module: str | None
     forward: str = "{m}({0})"
     width: str | None = None
+    helpers: tuple[str, ...] = ()  # source of classes the module needs that PyTorch lacks (drop_path's)

@@ -79,6 +79,10 @@ def _projection_stride(size: int, target: int) -> tuple[int, bool] | None:
     return None
 
 
+def _new_axes(count: int) -> str:
+    return f"[:, {', '.join(['None'] * count)}]" if count else ""
+
+
 _AXES = {3: ("channels", "heights", "widths"), 2: ("steps", "features"), 1: ("features",)}
 
 
@@ -86,9 +90,13 @@ class _Elementwise(Merge):
     """Element-wise merges: NumPy broadcasting between written tensors."""
 
     op: ClassVar[str]
+    symbol: ClassVar[str]  # the Python operator
 
     def torch_code(self, t):
-        return TorchCode(None, " + ".join(f"{{{i}}}" for i in range(t.inputs)))
+        # As the lowering does, a tensor of fewer axes gets its missing ones right after the batch.
+        rank = max(len(t.in_shape(i)) for i in range(t.inputs))
+        terms = [f"{{{i}}}" + _new_axes(rank - len(t.in_shape(i))) for i in range(t.inputs)]
+        return TorchCode(None, f" {self.symbol} ".join(terms))
 
     def infer(self, inputs: list[Shape]) -> Shape:
         result = inputs[0]
@@ -144,6 +152,7 @@ class Add(_Elementwise):
     closes = "residual"
     doc = "element-wise sum, NumPy broadcasting ([C, 1, 1] against [C, H, W])"
     op = "Add"
+    symbol = "+"
 
     def lower(self, g, inputs):
         if len(inputs) > 2 and all(s == g.input_shapes[0] for s in g.input_shapes):
@@ -175,6 +184,7 @@ class Mul(_Elementwise):
     kind = "mul"
     doc = "element-wise product, NumPy broadcasting ([C, 1, 1] against [C, H, W])"
     op = "Mul"
+    symbol = "*"
     offered = False  # a gate, not a way to join a skip connection
 
 

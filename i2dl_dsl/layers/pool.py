@@ -163,6 +163,7 @@ class GlobalMaxPool(_GlobalPool):
     def torch_code(self, t):
         return TorchCode("nn.AdaptiveMaxPool2d(1)")
 
+
 def adaptive_windows(n: int, out: int) -> list[tuple[int, int]]:
     """PyTorch's adaptive windows along one axis: [⌊i·n/out⌋, ⌈(i+1)·n/out⌉)."""
     return [(i * n // out, -(-(i + 1) * n // out)) for i in range(out)]
@@ -199,6 +200,9 @@ class AdaptiveAvgPool(Layer):
         # matrix of each window's 1/size over its inputs.
         rows = g.op("MatMul", [inputs[0], g.const(self._averaging(w, ow).T, dtype="float32", hint="columns")])
         return g.op("MatMul", [g.const(self._averaging(h, oh), dtype="float32", hint="rows"), rows])
+
+    def torch_code(self, t):
+        return TorchCode(f"nn.AdaptiveAvgPool2d({t.arg('size')})")
 
     @staticmethod
     def _averaging(n: int, out: int) -> np.ndarray:
