@@ -1,7 +1,7 @@
 """The exported ONNX at the default opset, read by the tools users run it
 with: ONNX's reference evaluator, onnxslim (then onnxruntime), OpenVINO's
 ONNX reader (CPU, float32) and onnx2torch, each against onnxruntime's
-outputs, for every zoo model (224×224 ones smaller: helpers.ZOO_224).
+outputs, for every zoo model (large ones smaller: helpers.ZOO_224, ZOO_SMALLER).
 
 Each consumer is skipped where it is not installed: onnxslim is in the
 `[test]` extra; OpenVINO (180 MB installed) and onnx2torch (it needs
@@ -25,7 +25,7 @@ from helpers import random_weights, zoo_net
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = sorted(p.stem for p in (ROOT / "models").glob("*.net"))
 RECURRENT = {"adding_lstm", "adding_rnn", "lstm_classifier", "rnn_classifier"}
-SLOW_REFERENCE = {"alexnet", "googlenet", "resnet18", "resnet50", "vgg16"}  # numpy convolutions: 5-60 s each
+SLOW_REFERENCE = {"alexnet", "googlenet", "resnet18", "resnet50", "unet", "vgg16"}  # numpy convolutions: 5-60 s each
 TOL = 1e-5  # relative to the largest output
 
 

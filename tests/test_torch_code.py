@@ -27,13 +27,13 @@ from i2dl_dsl.interop.torch_code import emit, root_class, to_module  # noqa: E40
 from i2dl_dsl.lowering.export import parameter_shapes, to_onnx  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
 from i2dl_dsl.train.step import TrainConfig, build_step  # noqa: E402
-from helpers import ZOO_224, random_weights, zoo_net  # noqa: E402
+from helpers import ZOO_224, ZOO_SMALLER, random_weights, zoo_net  # noqa: E402
 from test_every_layer import EXAMPLES, compile_example  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
 ZOO = sorted(p.stem for p in (ROOT / "models").glob("*.net"))
-BIG = sorted(ZOO_224)  # checked smaller by default, at full size under -m slow
+BIG = sorted([*ZOO_224, *ZOO_SMALLER])  # checked smaller by default, at full size under -m slow
 SLOW_GRADIENTS = {"alexnet", "googlenet", "resnet50", "vgg16"}  # 20-45 s each on two cores
 BATCH = 3
 TOL = 1e-4  # relative to the largest entry of each output or gradient
