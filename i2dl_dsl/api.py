@@ -217,6 +217,14 @@ class Network:
         return _as_compile_error(lambda: to_onnx(self.checked, opset=DEFAULT_OPSET if opset is None else opset,
                                                  weights=given, seed=seed, init=init, weights_source=source))
 
+    def to_torch(self, weights: str | Path | Mapping[str, np.ndarray] | None = None, allow_pickle: bool = False):
+        """The network as a PyTorch `nn.Module` (the source `--emit torch`
+        writes), its state_dict names the .net names; `weights` (a file or
+        name → array) are loaded strictly, else PyTorch's own initialisation."""
+        from .interop.torch_code import to_module
+
+        return to_module(self.checked, self._weights(weights, allow_pickle)[0])
+
     def _weights(self, weights, allow_pickle: bool) -> tuple[dict[str, np.ndarray] | None, str]:
         if weights is None:
             return None, ""

@@ -24,7 +24,8 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference  # noqa: E40
 from i2dl_dsl.checker import check  # noqa: E402
 from i2dl_dsl.elaborate import layer_node  # noqa: E402
 from i2dl_dsl.names import layer_output  # noqa: E402
-from i2dl_dsl.lowering.export import DEFAULT_OPSET, parameter_shapes, to_onnx  # noqa: E402
+from i2dl_dsl.lowering.export import DEFAULT_OPSET, parameter_shapes, save_model, to_onnx  # noqa: E402
+from i2dl_dsl.lowering.weights import read_weights  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
 from helpers import random_weights  # noqa: E402
 
@@ -52,9 +53,12 @@ def export(tmp_path, case: Case, opset: int = DEFAULT_OPSET):
 
 
 def export_and_run(tmp_path, case: Case, opset: int = DEFAULT_OPSET):
-    """(x, onnxruntime's output, the model's initializers as torch tensors)."""
+    """(x, onnxruntime's output, the model's initializers as torch tensors; those
+    an export stores rearranged, an LSTM's W, R, B, read back by their parameters' names)."""
     net, model = export(tmp_path, case, opset)
     params = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+    save_model(model, tmp_path / "read_back.onnx")
+    params.update({k: torch.from_numpy(np.array(v)) for k, v in read_weights(tmp_path / "read_back.onnx").items()})
     shape = net.analysis.shapes[net.input]
     x = np.random.default_rng(0).standard_normal((BATCH, *shape)).astype(np.float32)
     session = create_session(model.SerializeToString(), "cpu").session

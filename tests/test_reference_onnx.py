@@ -26,7 +26,7 @@ from onnx import numpy_helper  # noqa: E402
 
 from i2dl_dsl.cli.compile import main as compile_main  # noqa: E402
 from i2dl_dsl.checker import check  # noqa: E402
-from i2dl_dsl.lowering.export import parameter_shapes, to_onnx  # noqa: E402
+from i2dl_dsl.lowering.export import lower_network, parameter_shapes  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
 from reference import torch_models  # noqa: E402
 
@@ -39,7 +39,8 @@ MODELS = ["lenet5", "resnet18", "googlenet", "fcn", "lstm_classifier"]
 
 def reference_weights(net) -> dict[str, np.ndarray]:
     """The seeded initial weights, with random biases and running statistics."""
-    seeded = {t.name: numpy_helper.to_array(t) for t in to_onnx(net, seed=SEED).graph.initializer}
+    builder, _ = lower_network(net, seed=SEED)  # the values fed, by parameter name (an export stores an LSTM's reordered)
+    seeded = {name: numpy_helper.to_array(t) for name, t in builder.initializers.items()}
     rng = np.random.default_rng(SEED)
     weights = {}
     for name in parameter_shapes(net):

@@ -24,7 +24,7 @@ from onnx import TensorProto
 
 from i2dl_dsl.autodiff import RULES, MissingGradient
 from i2dl_dsl.checker import CheckedNetwork
-from i2dl_dsl.lowering.export import DEFAULT_OPSET, assemble, lower_network
+from i2dl_dsl.lowering.export import TRAINING_OPSET, assemble, lower_network
 from i2dl_dsl.train.losses import LOSSES
 from test_autodiff import CASES
 from test_every_layer import EXAMPLES, INPUT_KIND, Example, compile_example, compile_source, training_step
@@ -49,7 +49,7 @@ def lowered(net: CheckedNetwork, training: bool) -> tuple[onnx.ModelProto, set[s
     with respect to batch norm's running statistics)."""
     builder, output = lower_network(net, training=training, strict=False)
     learnable = {f"{layer}.{suffix}" for layer, params in net.analysis.params.items() for suffix in params}
-    return assemble(net, builder, output, DEFAULT_OPSET), {net.input, *learnable}
+    return assemble(net, builder, output, TRAINING_OPSET), {net.input, *learnable}
 
 
 def loss_model(loss: str) -> tuple[onnx.ModelProto, set[str]]:

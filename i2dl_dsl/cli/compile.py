@@ -11,6 +11,7 @@ from typing import Sequence
 from .. import zoo
 from ..checker import check
 from ..diagnostics import CompileError, Diagnostic, Span, UserError
+from ..files import write_for_user
 from ..lowering.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, save_model, to_onnx
 from ..lowering.initial_values import SCHEMES
 from ..render import LEVELS, RANKDIRS
@@ -37,6 +38,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the initial weights")
     g.add_argument("--init", choices=SCHEMES, default=SCHEMES[0],
                    help="initial weights: He N(0, 2/n), Xavier N(0, 1/n) or N(0, 0.01²)")
+    e = p.add_argument_group("code")
+    e.add_argument("--emit", choices=("torch",), help="write the network as source code: torch (a PyTorch module)")
+    e.add_argument("-o", "--output", metavar="PATH", help="where --emit writes (default: standard output)")
     p.add_argument("--graph", metavar="PATH", help="draw the network to PATH (.svg, .png, .pdf or .dot)")
     p.add_argument("--graph-depth", type=positive_int, metavar="N", help="in the drawing, fold blocks below N levels")
     p.add_argument("--rankdir", choices=RANKDIRS, default=RANKDIRS[0],
@@ -57,6 +61,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_OK
     if args.model is None:
         p.error("the following arguments are required: model (or --list-models)")
+    if args.output and not args.emit:
+        p.error("-o/--output is where --emit writes: add --emit torch (the ONNX file is --onnx OUT)")
     if args.model.endswith(".onnx"):
         return _onnx_model(args)
     resolve_model(args, p.prog)
@@ -64,6 +70,10 @@ def _main(argv: Sequence[str] | None) -> int:
     print_warnings(net.warnings)
     if args.onnx:
         _export(net, args)
+    if args.emit:
+        _emit(net, args)
+        if not args.output:
+            return EXIT_OK  # the source alone on standard output
     if args.summary:
         from .. import summary
 
@@ -148,6 +158,17 @@ def _export(net, args) -> None:
     save_model(model, args.onnx)
     source = f"weights from {args.weights}" if weights else f"{args.init} init, seed {args.seed}"
     print(f"wrote {args.onnx}: opset {args.opset}, {len(model.graph.node)} nodes, {source}", file=sys.stderr)
+
+
+def _emit(net, args) -> None:
+    from ..interop import torch_code
+
+    source = torch_code.emit(net)
+    if not args.output:
+        print(source, end="")
+        return
+    write_for_user(Path(args.output), lambda f: f.write(source.encode()))
+    print(f"wrote {args.output}: PyTorch class {torch_code.root_class(source)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

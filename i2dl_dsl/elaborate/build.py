@@ -25,7 +25,10 @@ class LayerGraphBuilder:
 
     def __init__(self, reporter: Reporter):
         self.reporter = reporter
-        self.graph = nx.DiGraph(groups={})  # groups: dotted prefix → what it is, for folding
+        # groups: dotted prefix → what it is, for folding; calls: layer → the call that made
+        # it, and instances: block prefix → (its definition, the call, its arguments),
+        # so that code generators can write arguments as the source does.
+        self.graph = nx.DiGraph(groups={}, calls={}, instances={}, tensor_names={})
 
     def group(self, prefix: str, what: str) -> None:
         """Record that the names under `prefix` form a block, a repetition, ..."""
@@ -45,7 +48,9 @@ class LayerGraphBuilder:
         args = self._bind(cls, call.args, scope.env, call.span, scope)
         if current is None:
             return None
-        return self.add(cls(args), scope, local, call.span, (current,))
+        name = self.add(cls(args), scope, local, call.span, (current,))
+        self.graph.graph["calls"][name] = call
+        return name
 
     def pieces(self, call: ast.Call, scope: Scope, current: str | None, stmt: ast.PiecesStmt) -> list[str | None]:
         """The nodes of a layer that gives several tensors (`chunk`, `split`),

@@ -15,6 +15,7 @@ from ..loader import Program
 from ..syntax import ast
 from ..values import evaluate
 from .build import LayerGraphBuilder
+from .node import BlockInstance
 from .inputs import NetworkInput
 from .labels import Label, read_label
 from .report import Reporter, Skip
@@ -128,6 +129,8 @@ class Expander:
                              notes=notes)
             return
         scope.tensors[name] = node  # None: known, but broken, so no follow-on errors
+        if node is not None:
+            self.builder.graph.graph["tensor_names"].setdefault(node, (name, scope.prefix))
         scope.tensor_spans[name] = span
 
     # ------------------------------------------------------------- chains
@@ -254,6 +257,8 @@ class Expander:
         for name, (node, span) in tensors.items():
             inner.tensors[name], inner.tensor_spans[name] = node, span
         self.builder.group(inner.prefix, call.name)
+        self.builder.graph.graph["instances"][inner.prefix] = BlockInstance(
+            block, call, dict(env), current, {name: node for name, (node, _) in tensors.items()})
         self.block_stack.append(call.name)
         try:
             with self.reporter.inside(inner.prefix, call.span):

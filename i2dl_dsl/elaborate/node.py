@@ -9,6 +9,7 @@ graph's edges are derived from them when the node is added.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 
@@ -29,6 +30,17 @@ class LayerNode:
     inputs: tuple[str, ...]  # the nodes it reads, in order; () for the network's input
     span: Span               # where in the source it came from
     trail: Trail = ()        # the block instances it sits in
+
+
+@dataclass(frozen=True)
+class BlockInstance:
+    """One use of a block: what code generators need to write it as the source does."""
+
+    block: Any                  # its definition (syntax.ast.BlockDef)
+    call: Any                   # the call (syntax.ast.Call)
+    values: dict[str, Any]      # its number (and word) parameters' values
+    input: str | None           # the tensor its body starts from (`in`)
+    tensors: dict[str, str | None]  # its tensor parameters' nodes, in the block's order
 
 
 def layer_node(graph: nx.DiGraph, name: str) -> LayerNode:

@@ -21,7 +21,7 @@ import math
 
 from ..diagnostics import UserError
 from .base import Bool, Choice, Float, Int, Layer, P, Shape, fmt_shape, register
-from .declarations import constant
+from .declarations import TorchCode, constant
 
 
 class _Activation(Layer):
@@ -36,6 +36,9 @@ class ReLU(_Activation):
     def lower(self, g, inputs):
         return g.op("Relu", inputs)
 
+    def torch_code(self, t):
+        return TorchCode("nn.ReLU()")
+
 
 @register
 class Sigmoid(_Activation):
@@ -44,6 +47,9 @@ class Sigmoid(_Activation):
 
     def lower(self, g, inputs):
         return g.op("Sigmoid", inputs)
+
+    def torch_code(self, t):
+        return TorchCode("nn.Sigmoid()")
 
 
 @register
@@ -54,6 +60,9 @@ class Tanh(_Activation):
     def lower(self, g, inputs):
         return g.op("Tanh", inputs)
 
+    def torch_code(self, t):
+        return TorchCode("nn.Tanh()")
+
 
 @register
 class LeakyReLU(_Activation):
@@ -63,6 +72,9 @@ class LeakyReLU(_Activation):
 
     def lower(self, g, inputs):
         return g.op("LeakyRelu", inputs, alpha=self.a.alpha)
+
+    def torch_code(self, t):
+        return TorchCode(f"nn.LeakyReLU({t.arg('alpha')})")
 
 
 @register
@@ -86,11 +98,27 @@ class PReLU(_Activation):
     def inits(self):
         return {"weight": constant(self.a.init)}
 
+    onnx_op = "PRelu"
+
     def lower(self, g, inputs):
-        slope = g.param("weight")
-        if self.a.per_channel and len(g.input_shapes[0]) == 3:
-            slope = g.op("Unsqueeze", [slope, g.const([1, 2], hint="axes")])  # [C] → [C, 1, 1]
+        if not (self.a.per_channel and len(g.input_shapes[0]) == 3):
+            return g.op("PRelu", [inputs[0], g.param("weight")])
+        # The slopes broadcast over an image as [C, 1, 1]: an exported model
+        # stores them so (`<layer>/slope`), the evaluation graph unsqueezes them.
+        if g.fixed_weights:
+            slope = g.constant(g.param_value("weight").reshape(-1, 1, 1).astype("float32"), hint="slope")
+        else:
+            slope = g.op("Unsqueeze", [g.param("weight"), g.const([1, 2], hint="axes")])
         return g.op("PRelu", [inputs[0], slope])
+
+    @staticmethod
+    def onnx_to_torch(slope):
+        """An exported model's `<layer>/slope` [C, 1, 1] as the parameter `weight` [C]."""
+        return {"weight": slope.reshape(-1)}
+
+    def torch_code(self, t):
+        count = t.width() if self.a.per_channel else "1"
+        return TorchCode(f"nn.PReLU({count}, init={t.arg('init')})")
 
 
 @register
@@ -120,6 +148,12 @@ class Maxout(_Activation):
         split = g.op("Reshape", [inputs[0], g.const(grouped, hint="shape")])
         return g.op("ReduceMax", [split, g.const([axis + 1], hint="axes")], keepdims=0)
 
+    def torch_code(self, t):
+        axis = 2 if len(t.in_shape()) == 2 else 1  # features of [N, T, F], else channels
+        pieces = t.arg("pieces")
+        return TorchCode(None, f"{{0}}.unflatten({axis}, (-1, {pieces})).amax({axis + 1})",
+                         width=f"{t.width()} // {pieces}")
+
 
 @register
 class Softmax(_Activation):
@@ -129,6 +163,8 @@ class Softmax(_Activation):
     def lower(self, g, inputs):
         return g.op("Softmax", inputs, axis=2 if len(g.input_shapes[0]) == 2 else 1)
 
+    def torch_code(self, t):
+        return TorchCode(f"nn.Softmax(dim={2 if len(t.in_shape()) == 2 else 1})")
 
 @register
 class ReLU6(_Activation):
@@ -140,6 +176,9 @@ class ReLU6(_Activation):
         low, high = g.const(0.0, dtype="float32", hint="min"), g.const(6.0, dtype="float32", hint="max")
         return g.op("Clip", [inputs[0], low, high])
 
+    def torch_code(self, t):
+        return TorchCode("nn.ReLU6()")
+
 
 @register
 class HardSigmoid(_Activation):
@@ -150,6 +189,9 @@ class HardSigmoid(_Activation):
         # ONNX's default slope is 0.2; PyTorch's is 1/6.
         return g.op("HardSigmoid", inputs, alpha=1.0 / 6.0, beta=0.5)
 
+    def torch_code(self, t):
+        return TorchCode("nn.Hardsigmoid()")
+
 
 @register
 class HardSwish(_Activation):
@@ -158,6 +200,9 @@ class HardSwish(_Activation):
 
     def lower(self, g, inputs):
         return g.op("HardSwish", inputs)
+
+    def torch_code(self, t):
+        return TorchCode("nn.Hardswish()")
 
 
 @register
@@ -168,6 +213,9 @@ class SiLU(_Activation):
     def lower(self, g, inputs):
         # ONNX has no Swish op before opset 24: two ops, both with gradient rules.
         return g.op("Mul", [inputs[0], g.op("Sigmoid", inputs)])
+
+    def torch_code(self, t):
+        return TorchCode("nn.SiLU()")
 
 
 GELU_OP_OPSET = 20  # ONNX's Gelu op exists from opset 20 on
@@ -183,6 +231,9 @@ class GELU(_Activation):
         if g.opset >= GELU_OP_OPSET:
             return g.op("Gelu", inputs, approximate=self.a.approximate)
         return _gelu_tanh(g, inputs[0]) if self.a.approximate == "tanh" else _gelu_erf(g, inputs[0])
+
+    def torch_code(self, t):
+        return TorchCode(t.build("nn.GELU", [], approximate=(t.arg("approximate"), "'none'")))
 
 
 def _gelu_erf(g, x: str) -> str:
@@ -209,6 +260,9 @@ class ELU(_Activation):
 
     def lower(self, g, inputs):
         return g.op("Elu", inputs, alpha=self.a.alpha)
+
+    def torch_code(self, t):
+        return TorchCode(t.build("nn.ELU", [], alpha=(t.arg("alpha"), "1.0")))
 
 
 # In float32, log(1 + e^z) and z are the same number from z ≈ 17 on (e^-z
@@ -240,3 +294,6 @@ class Softplus(_Activation):
             return y
         above = g.op("Greater", [bx, g.const(self.a.threshold, dtype="float32", hint="threshold")])
         return g.op("Where", [above, x, y])
+
+    def torch_code(self, t):
+        return TorchCode(t.build("nn.Softplus", [], beta=(t.arg("beta"), "1.0"), threshold=(t.arg("threshold"), "20.0")))

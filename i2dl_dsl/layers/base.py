@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any, ClassVar, Mapping
 
 from ..diagnostics import UserError, value_text
-from .declarations import Init, RandomInput, Shape
+from .declarations import Init, RandomInput, Shape, TorchCode
 
 
 
@@ -313,6 +313,15 @@ class Layer:
         """Emit ONNX nodes through `g` (a lowering.builder.LayerBuilder) and
         return the output tensor's name. `g.training` selects training mode."""
         raise NotImplementedError(f"layer kind '{self.kind}' has no ONNX lowering")
+
+    # --- PyTorch source ------------------------------------------------------------
+    def torch_code(self, t) -> TorchCode:
+        """The layer in PyTorch source: its module's constructor and forward
+        expression (`TorchCode`). `t` (an interop.torch_code.TorchArgs)
+        writes its arguments as the source does (`t.arg("filters")`), the
+        input's channels (`t.width()`) and literals (`t.lit(...)`)."""
+        raise NotImplementedError(f"layer kind '{self.kind}' has no PyTorch translation "
+                                  "(give its class a `torch_code` method)")
 
     # --- presentation ----------------------------------------------------------
     def describe(self) -> str:

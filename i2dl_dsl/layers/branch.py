@@ -16,7 +16,7 @@ drop_path: identity at inference; in training each sample is kept with
 from __future__ import annotations
 
 from .base import Float, Layer, P, Shape, register
-from .declarations import ScaledBernoulli, constant
+from .declarations import ScaledBernoulli, TorchCode, constant
 
 
 @register
@@ -36,6 +36,11 @@ class Scale(Layer):
     def lower(self, g, inputs):
         return g.op("Mul", [inputs[0], g.param("")])
 
+    def torch_code(self, t):
+        # The factor is the layer itself in the state_dict: a parameter of the enclosing module.
+        shape = f"({t.width()}, 1, 1)" if len(t.in_shape()) == 3 else f"({t.width()},)"
+        return TorchCode(f"nn.Parameter(torch.full({shape}, {t.arg('init')}))", "{0} * {m}")
+
 
 @register
 class DropPath(Layer):
@@ -53,3 +58,24 @@ class DropPath(Layer):
             mask = g.random_input("mask", self.random_inputs(g.output_shape)["mask"])
             return g.op("Mul", [inputs[0], mask])
         return g.op("Identity", inputs)
+
+    def torch_code(self, t):
+        return TorchCode(f"DropPath({t.arg('p')})", helpers=(DROP_PATH,))
+
+
+# PyTorch has no stochastic depth of its own (torchvision's StochasticDepth):
+# the emitted code defines it, as drop_path's lowering computes it.
+DROP_PATH = '''class DropPath(nn.Module):
+    """Stochastic depth: in training, each sample's branch is kept with
+    probability 1 - p and scaled by 1/(1 - p), else zeroed; the identity at inference."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep'''

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from ..diagnostics import UserError
 from .base import Bool, Int, Layer, P, Pair, ReceptiveField, Shape, register
-from .declarations import FAN_IN, ZEROS
+from .declarations import FAN_IN, ZEROS, TorchCode
 from .window import ROUND, check_spatial, onnx_pads, resolve_padding, window_args, window_formulas, window_output
 
 
@@ -74,6 +74,15 @@ class Conv(Layer):
         operands = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.a.bias else [])
         return g.op("Conv", operands, kernel_shape=list(self.a.k), strides=list(self.a.s), pads=pads,
                     dilations=list(self.a.d), group=self.a.groups)
+
+    def torch_code(self, t):
+        shape = t.in_shape()
+        pads = onnx_pads(self.pads(shape), shape[1:], self.a.k, self.a.s, self.a.d, t.out_shape()[1:])
+        padding, forward = t.padding(pads, "p")
+        module = t.build("nn.Conv2d", [t.width(), t.arg("filters")],
+                        kernel_size=t.arg("k"), stride=(t.arg("s"), "1"), padding=(padding, "0"),
+                        dilation=(t.arg("d"), "1"), groups=(t.arg("groups"), "1"), bias=(t.arg("bias"), "True"))
+        return TorchCode(module, forward, width=t.arg("filters"))
 
 
 @register
@@ -140,3 +149,10 @@ class UpConv(Layer):
         return g.op("ConvTranspose", operands, kernel_shape=list(self.a.k), strides=list(self.a.s),
                     pads=[*self.a.p, *self.a.p], output_padding=list(self.a.output_padding),
                     dilations=list(self.a.d), group=self.a.groups)
+
+    def torch_code(self, t):
+        module = t.build("nn.ConvTranspose2d", [t.width(), t.arg("filters")],
+                        kernel_size=t.arg("k"), stride=(t.arg("s"), "1"), padding=(t.arg("p"), "0"),
+                        output_padding=(t.arg("output_padding"), "0"), groups=(t.arg("groups"), "1"),
+                        bias=(t.arg("bias"), "True"), dilation=(t.arg("d"), "1"))
+        return TorchCode(module, width=t.arg("filters"))

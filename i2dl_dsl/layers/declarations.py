@@ -57,3 +57,22 @@ class ScaledBernoulli:
 
     def draw(self, rng: np.random.Generator, count: int) -> np.ndarray:
         return (rng.random((count, *self.shape), dtype=np.float32) < self.keep).astype(np.float32) / self.keep
+
+
+@dataclass(frozen=True)
+class TorchCode:
+    """How a layer reads in PyTorch source (`Layer.torch_code`).
+
+    `module`: the constructor of its `nn.Module` (`nn.Conv2d(3, 64, kernel_size=7)`),
+    or None for a layer that is an expression only (`a + b`). `forward`: the
+    expression of its output, with `{m}` for the module and `{0}`, `{1}`, ...
+    for its inputs. `width`: the expression of its output's channels or
+    features, where it is not the input's (`filters` of a convolution), so that
+    a block's class can pass it on symbolically; None: the input's width when
+    equal to it, else the number.
+    """
+
+    module: str | None
+    forward: str = "{m}({0})"
+    width: str | None = None
+    helpers: tuple[str, ...] = ()  # source of classes the module needs that PyTorch lacks (drop_path's)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Bool, Int, Layer, P, Shape, fmt_shape, numel, register
-from .declarations import FAN_IN, ZEROS
+from .declarations import FAN_IN, ZEROS, TorchCode
 
 
 @register
@@ -47,6 +47,10 @@ class FC(Layer):
         y = g.op("Gemm", operands, transB=1)
         return y if len(shape) == 1 else g.op("Reshape", [y, g.const([-1, shape[0], self.a.out], hint="shape")])
 
+    def torch_code(self, t):
+        module = t.build("nn.Linear", [t.width(), t.arg("out")], bias=(t.arg("bias"), "True"))
+        return TorchCode(module, width=t.arg("out"))
+
 
 @register
 class Flatten(Layer):
@@ -59,3 +63,6 @@ class Flatten(Layer):
 
     def lower(self, g, inputs):
         return g.op("Flatten", inputs, axis=1)
+
+    def torch_code(self, t):
+        return TorchCode("nn.Flatten()")

@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from ..diagnostics import UserError
 from .base import REGISTRY, Args, Layer, ReceptiveField, Shape, fmt_shape, register
+from .declarations import TorchCode
 
 
 class Merge(Layer):
@@ -78,6 +79,10 @@ def _projection_stride(size: int, target: int) -> tuple[int, bool] | None:
     return None
 
 
+def _new_axes(count: int) -> str:
+    return f"[:, {', '.join(['None'] * count)}]" if count else ""
+
+
 _AXES = {3: ("channels", "heights", "widths"), 2: ("steps", "features"), 1: ("features",)}
 
 
@@ -85,6 +90,13 @@ class _Elementwise(Merge):
     """Element-wise merges: NumPy broadcasting between written tensors."""
 
     op: ClassVar[str]
+    symbol: ClassVar[str]  # the Python operator
+
+    def torch_code(self, t):
+        # As the lowering does, a tensor of fewer axes gets its missing ones right after the batch.
+        rank = max(len(t.in_shape(i)) for i in range(t.inputs))
+        terms = [f"{{{i}}}" + _new_axes(rank - len(t.in_shape(i))) for i in range(t.inputs)]
+        return TorchCode(None, f" {self.symbol} ".join(terms))
 
     def infer(self, inputs: list[Shape]) -> Shape:
         result = inputs[0]
@@ -140,6 +152,7 @@ class Add(_Elementwise):
     closes = "residual"
     doc = "element-wise sum, NumPy broadcasting ([C, 1, 1] against [C, H, W])"
     op = "Add"
+    symbol = "+"
 
     def lower(self, g, inputs):
         if len(inputs) > 2 and all(s == g.input_shapes[0] for s in g.input_shapes):
@@ -171,6 +184,7 @@ class Mul(_Elementwise):
     kind = "mul"
     doc = "element-wise product, NumPy broadcasting ([C, 1, 1] against [C, H, W])"
     op = "Mul"
+    symbol = "*"
     offered = False  # a gate, not a way to join a skip connection
 
 
@@ -200,6 +214,11 @@ class Concat(Merge):
 
     def lower(self, g, inputs):
         return g.op("Concat", inputs, axis=2 if len(g.input_shapes[0]) == 2 else 1)
+
+    def torch_code(self, t):
+        joined = ", ".join(f"{{{i}}}" for i in range(t.inputs))
+        axis = 2 if len(t.in_shape()) == 2 else 1
+        return TorchCode(None, f"torch.cat([{joined}], {axis})", width=" + ".join(t.width(i) for i in range(t.inputs)))
 
 
 def _size_hint(a: Shape, b: Shape) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Float, Layer, P, Shape, fmt_shape, register
-from .declarations import ONES, ZEROS, ScaledBernoulli
+from .declarations import ONES, ZEROS, ScaledBernoulli, TorchCode
 
 
 @register
@@ -47,6 +47,12 @@ class BatchNorm(Layer):
         operands = [inputs[0], g.param("weight"), g.param("bias"), g.param("running_mean"), g.param("running_var")]
         # ONNX's momentum weighs the old average: 1 - PyTorch's momentum.
         return g.op("BatchNormalization", operands, epsilon=self.a.eps, momentum=1.0 - self.a.momentum)
+
+    def torch_code(self, t):
+        # The momentum is PyTorch's (the weight of the new batch), and so is
+        # the running variance's unbiased update.
+        kind = "nn.BatchNorm2d" if len(t.in_shape()) == 3 else "nn.BatchNorm1d"
+        return TorchCode(t.build(kind, [t.width()], eps=(t.arg("eps"), "1e-05"), momentum=(t.arg("momentum"), "0.1")))
 
     def _lower_training(self, g, x):
         """ONNX's fused BatchNormalization in training mode with momentum 0,
@@ -90,3 +96,6 @@ class Dropout(Layer):
             mask = g.random_input("mask", self.random_inputs(g.output_shape)["mask"])
             return g.op("Mul", [inputs[0], mask])
         return g.op("Identity", inputs)
+
+    def torch_code(self, t):
+        return TorchCode(t.build("nn.Dropout", [], p=(t.arg("p"), "0.5")))

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from ..diagnostics import UserError, value_text
 from .base import MAX_INT, ArgType, Args, Int, Layer, P, Shape, fmt_shape, register
+from .declarations import TorchCode
 from .merge import Merge
 
 _AXIS_NAMES = {3: "channels", 2: "features", 1: "features"}
@@ -77,6 +78,12 @@ class _Pieces(Layer):
         start = sum(sizes[: self.piece])
         return g.op("Slice", [inputs[0], g.const([start]), g.const([start + sizes[self.piece]]),
                               g.const([axis + 1])])
+
+    def torch_code(self, t):
+        shape = t.in_shape()
+        axis = piece_axis(shape)
+        sizes = self.sizes(shape[axis], _AXIS_NAMES[len(shape)])
+        return TorchCode(None, f"{{0}}.split({t.lit(list(sizes))}, {axis + 1})[{self.piece}]")
 
     def describe(self) -> str:
         return f"{super().describe()}: piece {self.piece + 1}"
@@ -153,8 +160,20 @@ class Crop(Merge):
         top, left = (h - th) // 2, (w - tw) // 2
         return g.op("Slice", [inputs[0], g.const([top, left]), g.const([top + th, left + tw]), g.const([2, 3])])
 
+    def torch_code(self, t):
+        return TorchCode(None, "center_crop({0}, {1})", helpers=(CENTER_CROP,))
+
     def receptive_field(self, fields, inputs, output):
         return fields[0]  # `like` gives only its size
+
+
+# The crop at run time, from the sizes of the tensors it reads: one block
+# class serves crops of every size.
+CENTER_CROP = '''def center_crop(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The centre of x, cut to like's height and width (an odd surplus's extra row or column at the end)."""
+    h, w = like.shape[-2:]
+    top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+    return x[..., top:top + h, left:left + w]'''
 
 
 def gives_pieces(cls: type[Layer]) -> bool:

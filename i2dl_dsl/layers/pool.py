@@ -17,6 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 from .base import Bool, Layer, Pair, Shape, P, register
+from .declarations import TorchCode
 from .window import ROUND, check_spatial, onnx_pads, resolve_padding, window_args, window_formulas, window_output
 
 
@@ -60,6 +61,23 @@ class _Pool(Layer):
         pads = onnx_pads(self.pads(shape), shape[1:], self.a.k, self.stride, (1, 1), g.output_shape[1:])
         return dict(kernel_shape=list(self.a.k), strides=list(self.stride), pads=pads)
 
+    def torch_window(self, t, module: str, fill: str, **extra) -> TorchCode:
+        """`module` with PyTorch's arguments: symmetric padding and ceil_mode
+        as declared, or (uneven padding, `p=same`) an `F.pad` by `fill` first."""
+        shape = t.in_shape()
+        declared = self.pads(shape)
+        ceil = self.a.round == "ceil" and self.a.p != "same"
+        if all(begin == end for begin, end in declared):
+            padding, forward = t.arg("p", tuple(begin for begin, _ in declared)), "{m}({0})"
+        else:
+            pads = onnx_pads(declared, shape[1:], self.a.k, self.stride, (1, 1), t.out_shape()[1:])
+            padding, forward = t.padding(pads, "p", fill)
+            ceil = False
+        stride = t.arg("s") if self.a.s is not None else None
+        code = t.build(module, [t.arg("k")], stride=(stride, None), padding=(padding, "0"),
+                      ceil_mode=(t.lit(ceil), "False"), **extra)
+        return TorchCode(code, forward)
+
 
 @register
 class MaxPool(_Pool):
@@ -70,6 +88,9 @@ class MaxPool(_Pool):
         # The same node in training: the gradient rule gives it an Indices
         # output where the backward pass reads one (rules_conv.max_pool).
         return g.op("MaxPool", inputs, **self.pool_attrs(g))
+
+    def torch_code(self, t):
+        return self.torch_window(t, "nn.MaxPool2d", 'float("-inf")')
 
 
 @register
@@ -94,6 +115,14 @@ class AvgPool(_Pool):
         if (factor == 1).all():
             return y
         return g.op("Mul", [y, g.const(factor, dtype="float32", hint="divisor_ratio")])
+
+    def torch_code(self, t):
+        declared = self.pads(t.in_shape())
+        if not self.a.count_include_pad and any(begin != end for begin, end in declared):
+            raise NotImplementedError("avgpool with uneven padding and count_include_pad=false has no "
+                                      "PyTorch module: its divisor leaves out padding PyTorch cannot declare")
+        return self.torch_window(t, "nn.AvgPool2d", "0.0",
+                                 count_include_pad=(t.arg("count_include_pad"), "True"))
 
     @staticmethod
     def _taps(out: int, k: int, s: int, padded: int):
@@ -122,6 +151,9 @@ class GlobalAvgPool(_GlobalPool):
     def lower(self, g, inputs):
         return g.op("GlobalAveragePool", inputs)
 
+    def torch_code(self, t):
+        return TorchCode("nn.AdaptiveAvgPool2d(1)")
+
 
 @register
 class GlobalMaxPool(_GlobalPool):
@@ -130,6 +162,9 @@ class GlobalMaxPool(_GlobalPool):
 
     def lower(self, g, inputs):
         return g.op("GlobalMaxPool", inputs)
+
+    def torch_code(self, t):
+        return TorchCode("nn.AdaptiveMaxPool2d(1)")
 
 
 def adaptive_windows(n: int, out: int) -> list[tuple[int, int]]:
@@ -168,6 +203,9 @@ class AdaptiveAvgPool(Layer):
         # matrix of each window's 1/size over its inputs.
         rows = g.op("MatMul", [inputs[0], g.const(self._averaging(w, ow).T, dtype="float32", hint="columns")])
         return g.op("MatMul", [g.const(self._averaging(h, oh), dtype="float32", hint="rows"), rows])
+
+    def torch_code(self, t):
+        return TorchCode(f"nn.AdaptiveAvgPool2d({t.arg('size')})")
 
     @staticmethod
     def _averaging(n: int, out: int) -> np.ndarray:

@@ -7,16 +7,21 @@ Output [T, H] with sequences=true, the last step [H] otherwise.
 
 Lowering: parameters keep PyTorch's names and layouts (weight_ih_l0 [G·H, F],
 gates i, f, g, o for the LSTM). ONNX's LSTM wants W [1, 4H, F] with gates
-i, o, f, c and one bias B = [b_ih, b_hh]; the graph reorders and stacks them
-(constant-folded when the session starts). ONNX recurrences are time-major,
-so the batch-major [N, T, F] input is transposed around the op.
+i, o, f, c and one bias B = [b_ih, b_hh]. An exported model stores them so,
+reordered in NumPy once (`<layer>/W`, `/R`, `/B`: the op is one node with
+plain initialisers, and `onnx_to_torch` reads them back); the training
+session's evaluation graph, whose parameters are inputs, reorders them in
+the graph. ONNX recurrences are time-major, so the batch-major [N, T, F]
+input is transposed around the op.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..diagnostics import UserError
 from .base import Bool, Int, Layer, P, Shape, fmt_shape, register
-from .declarations import FAN_IN, ZEROS
+from .declarations import FAN_IN, ZEROS, TorchCode
 
 
 class _Recurrent(Layer):
@@ -58,21 +63,49 @@ class _Recurrent(Layer):
             tensor = g.op("Concat", [parts[i] for i in self.onnx_gate_order], axis=0)
         return tensor
 
-    def lower(self, g, inputs):
-        if g.training:
-            return self._lower_unrolled(g, inputs[0])
-        hidden = self.a.hidden
+    @classmethod
+    def torch_to_onnx(cls, weights: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """PyTorch's four tensors → ONNX's W [1, G·H, F], R [1, G·H, H], B [1, 2·G·H]."""
+        def reorder(rows: np.ndarray) -> np.ndarray:
+            return np.concatenate([np.split(rows, cls.gates)[i] for i in cls.onnx_gate_order])
+
+        bias = np.concatenate([reorder(weights["bias_ih_l0"]), reorder(weights["bias_hh_l0"])])
+        return (reorder(weights["weight_ih_l0"])[None], reorder(weights["weight_hh_l0"])[None], bias[None])
+
+    @classmethod
+    def onnx_to_torch(cls, w: np.ndarray, r: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+        """The inverse of `torch_to_onnx`: an exported model's tensors by PyTorch's suffixes."""
+        back = np.argsort(cls.onnx_gate_order)
+
+        def reorder(rows: np.ndarray) -> np.ndarray:
+            return np.concatenate([np.split(rows, cls.gates)[i] for i in back])
+
+        b_ih, b_hh = np.split(b[0], 2)
+        return {"weight_ih_l0": reorder(w[0]), "weight_hh_l0": reorder(r[0]),
+                "bias_ih_l0": reorder(b_ih), "bias_hh_l0": reorder(b_hh)}
+
+    def _onnx_operands(self, g) -> list[str]:
+        """W, R and B: stored reordered where the weights are final, else reordered in the graph."""
+        if g.fixed_weights:
+            arrays = self.torch_to_onnx({s: g.param_value(s) for s in self.inits()})
+            return [g.constant(a.astype(np.float32), hint=h) for a, h in zip(arrays, "WRB")]
         axes0 = g.const([0], hint="axes")
         w = g.op("Unsqueeze", [self._onnx_weight(g, "weight_ih_l0"), axes0])
         r = g.op("Unsqueeze", [self._onnx_weight(g, "weight_hh_l0"), axes0])
         b = g.op("Concat", [self._onnx_weight(g, "bias_ih_l0"), self._onnx_weight(g, "bias_hh_l0")], axis=0)
-        b = g.op("Unsqueeze", [b, axes0])
+        return [w, r, g.op("Unsqueeze", [b, axes0])]
+
+    def lower(self, g, inputs):
+        if g.training:
+            return self._lower_unrolled(g, inputs[0])
+        hidden = self.a.hidden
+        w, r, b = self._onnx_operands(g)
         time_major = g.op("Transpose", [inputs[0]], perm=[1, 0, 2])
         y, y_last = g.op(self.onnx_op, [time_major, w, r, b], outputs=2, hidden_size=hidden)[:2]
         if self.a.sequences:
             steps = g.op("Squeeze", [y, g.const([1], hint="axes")])  # [T, 1, N, H] → [T, N, H]
             return g.op("Transpose", [steps], perm=[1, 0, 2])
-        return g.op("Squeeze", [y_last, axes0])  # [1, N, H] → [N, H]
+        return g.op("Squeeze", [y_last, g.const([0], hint="axes")])  # [1, N, H] → [N, H]
 
 
     def _lower_unrolled(self, g, x):
@@ -99,6 +132,12 @@ class _Recurrent(Layer):
         if not self.a.sequences:
             return h
         return g.op("Concat", [g.op("Unsqueeze", [o, axis1]) for o in outputs], axis=1)
+
+    def torch_code(self, t):
+        module = f"nn.{self.onnx_op}({t.width()}, {t.arg('hidden')}, batch_first=True)"
+        # PyTorch returns (every step, the last state); the last step of the
+        # outputs is the last state of one layer.
+        return TorchCode(module, "{m}({0})[0]" if self.a.sequences else "{m}({0})[0][:, -1]", width=t.arg("hidden"))
 
     def cell(self, g, pre: str, c: str | None) -> tuple[str, str | None]:
         """One step from the pre-activations; returns (h, c)."""

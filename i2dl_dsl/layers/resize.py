@@ -8,6 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .base import Choice, Layer, P, Pair, ReceptiveField, Shape, register
+from .declarations import TorchCode
 from .window import check_spatial
 
 
@@ -41,3 +42,9 @@ class Upsample(Layer):
             return g.op("Resize", [inputs[0], "", scales], mode="nearest",
                         coordinate_transformation_mode="asymmetric", nearest_mode="floor")
         return g.op("Resize", [inputs[0], "", scales], mode="linear", coordinate_transformation_mode="half_pixel")
+
+    def torch_code(self, t):
+        # PyTorch's scale factors are floats; its defaults are the lowering's modes.
+        scale = t.lit(tuple(float(s) for s in self.a.scale))
+        corners = (t.lit(False), None) if self.a.mode == "bilinear" else (None, None)
+        return TorchCode(t.build("nn.Upsample", [], scale_factor=scale, mode=t.arg("mode"), align_corners=corners))

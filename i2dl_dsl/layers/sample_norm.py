@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Float, Int, Layer, P, Shape, fmt_shape, register
-from .declarations import ONES, ZEROS
+from .declarations import ONES, ZEROS, TorchCode
 
 EPS = P("eps", Float(0.0, 1.0), 1e-5, "added to the variance (ConvNeXt uses 1e-6)")
 
@@ -53,6 +53,13 @@ class LayerNorm(_SampleNorm):
         last = g.op("Transpose", [x], perm=[0, 2, 3, 1])
         return g.op("Transpose", [self._normalise_last(g, last)], perm=[0, 3, 1, 2])
 
+    def torch_code(self, t):
+        module = t.build("nn.LayerNorm", [t.width()], eps=(t.arg("eps"), "1e-05"))
+        if len(t.in_shape()) != 3:
+            return TorchCode(module)
+        # LayerNorm2d: channels last, normalised per position, then back.
+        return TorchCode(module, "{m}({0}.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)")
+
     def _normalise_last(self, g, x: str) -> str:
         return g.op("LayerNormalization", [x, g.param("weight"), g.param("bias")], axis=-1, epsilon=self.a.eps)
 
@@ -77,6 +84,9 @@ class GroupNorm(_SampleNorm):
             raise UserError(f"needs the channels ({channels}) to be a multiple of its {groups} groups "
                             f"({channels}/{groups} = {channels / groups:.3g})", f"use groups={near}")
         return shape
+
+    def torch_code(self, t):
+        return TorchCode(t.build("nn.GroupNorm", [t.arg("groups"), t.width()], eps=(t.arg("eps"), "1e-05")))
 
     def lower(self, g, inputs):
         # Each group as one row: [N, G, C/G·H·W], normalised over the row by

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..diagnostics import UserError
 from .base import Int, Layer, P, Shape, register
+from .declarations import TorchCode
 from .window import check_spatial
 
 
@@ -34,3 +35,6 @@ class ChannelShuffle(Layer):
         grid = g.op("Reshape", [inputs[0], g.const([0, groups, c // groups, h, w], hint="grid")])
         swapped = g.op("Transpose", [grid], perm=[0, 2, 1, 3, 4])
         return g.op("Reshape", [swapped, g.const([0, c, h, w], hint="shape")])
+
+    def torch_code(self, t):
+        return TorchCode(f"nn.ChannelShuffle({t.arg('groups')})")

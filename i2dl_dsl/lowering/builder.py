@@ -30,6 +30,10 @@ class LoweringGraph(Graph):
 
     init_param: Callable[[str, str, tuple[int, ...]], np.ndarray]
     training: bool = False
+    # The parameters' values are final (an exported model), not fed as
+    # inputs (the training session's evaluation graph): a lowering may then
+    # rearrange them in NumPy, once, instead of in the graph.
+    fixed_weights: bool = False
     opset: int = 21  # the model's opset: a lowering may use an op only from the opset that has it
     value_infos: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
     # Training mode only: new values of buffers (batch-norm running
@@ -57,6 +61,7 @@ class LayerBuilder(Builder):
         self.input_shapes = input_shapes
         self.output_shape = output_shape
         self.training = graph.training
+        self.fixed_weights = graph.fixed_weights
         self.opset = graph.opset
 
     def param(self, suffix: str) -> str:
@@ -67,6 +72,11 @@ class LayerBuilder(Builder):
             shape = tuple(self.param_shapes[suffix])
             self.graph.initializer(name, self.graph.init_param(self.name, suffix, shape))
         return name
+
+    def param_value(self, suffix: str) -> np.ndarray:
+        """The value of the parameter `<layer>.<suffix>` (with `fixed_weights`,
+        for a lowering that stores it rearranged instead of as it is)."""
+        return self.graph.init_param(self.name, suffix, tuple(self.param_shapes[suffix]))
 
     def buffer_update(self, suffix: str, tensor: str) -> None:
         """Training mode: `tensor` is the new value of the buffer `<layer>.<suffix>`."""

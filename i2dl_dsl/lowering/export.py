@@ -26,7 +26,14 @@ from .graph import rename
 from .initial_values import initializer
 from .weights import match_weights
 
-DEFAULT_OPSET = 21
+# The highest opset at which every zoo model passes through onnxruntime,
+# ONNX's reference evaluator, onnxslim, OpenVINO and onnx2torch with equal
+# outputs (tests/test_onnx_consumers.py; docs/onnx.md has the table):
+# onnx2torch 1.5.15 converts AveragePool only up to version 11 (19 is new at
+# opset 19) and Flatten, Transpose, Squeeze up to 13 (21 is new at opset 21).
+DEFAULT_OPSET = 18
+# The training step's own graphs, which no other tool reads.
+TRAINING_OPSET = 21
 MIN_OPSET, MAX_OPSET = 18, 22  # Split(num_outputs) needs 18; onnxruntime 1.31 runs up to 22 fully
 PROTOBUF_LIMIT = 2**31 - 2**26  # stay clear of protobuf's 2 GiB cap, headers included
 
@@ -66,7 +73,7 @@ def export_bytes(net: CheckedNetwork) -> int:
 def to_onnx(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, np.ndarray] | None = None,
             seed: int = 0, init: str = "he", weights_source: str = "weights") -> onnx.ModelProto:
     """The inference model. `weights` by name replace the initial values; all must fit."""
-    builder, output = lower_network(net, opset, weights, seed, init, weights_source)
+    builder, output = lower_network(net, opset, weights, seed, init, weights_source, fixed_weights=True)
     model = assemble(net, builder, output, opset)
     complete_value_info(model)
     return model
@@ -74,11 +81,12 @@ def to_onnx(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, 
 
 def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict[str, np.ndarray] | None = None,
                   seed: int = 0, init: str = "he", weights_source: str = "weights", training: bool = False,
-                  strict: bool = True) -> tuple[LoweringGraph, str]:
+                  strict: bool = True, fixed_weights: bool = False) -> tuple[LoweringGraph, str]:
     """Lower every layer into a LoweringGraph; returns it and the output tensor.
     training=True emits the training-mode forward pass (batch statistics,
     dropout masks, unrolled recurrences). strict=False lets `weights` cover
-    only some parameters (the rest are initialised)."""
+    only some parameters (the rest are initialised). fixed_weights=True: the
+    values are final (an exported file), so layers may store them rearranged."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise UserError(f"opset {opset} is not supported; choose {MIN_OPSET} to {MAX_OPSET}")
     hint = f"use smaller layers, or check the sizes: i2dl-compile {net.path} --summary"
@@ -90,7 +98,7 @@ def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict
         name = tensor_name(layer, suffix)
         return given[name] if name in given else scheme(layer, suffix, shape)
 
-    builder = LoweringGraph(init_param, training, opset=opset)
+    builder = LoweringGraph(init_param, training, opset=opset, fixed_weights=fixed_weights)
     tensors = _lower_layers(net, builder)
     return builder, tensors[net.output]
 

@@ -94,7 +94,28 @@ def _read_onnx(p: Path, expected: Mapping[str, tuple[int, ...]] | None) -> dict[
     require_memory(sum(headers[n].nbytes for n in wanted), f"reading {label}",
                    "check the initializers' shapes; tensors larger than the free memory are never read")
     arrays = {n: _onnx_array(tensors[n], p.parent, label) for n in wanted}
-    return {name: arrays[name] if name in arrays else header.stand_in() for name, header in headers.items()}
+    found = {name: arrays[name] if name in arrays else header.stand_in() for name, header in headers.items()}
+    return {**found, **_stored_rearranged(model, p.parent, label)}
+
+
+def _stored_rearranged(model, folder: Path, label: str) -> dict[str, np.ndarray]:
+    """Parameters an export stores rearranged for its op (an LSTM's W, R, B as
+    `<layer>/W`, ...), by their own names again: the layer kind that lowers to
+    the op (its `onnx_op`) says how (`onnx_to_torch`)."""
+    from ..layers import REGISTRY
+
+    readers = {cls.onnx_op: cls for cls in REGISTRY.values() if hasattr(cls, "onnx_to_torch")}
+    stored = {t.name: t for t in model.graph.initializer if "/" in t.name}
+    found: dict[str, np.ndarray] = {}
+    for node in model.graph.node:
+        names = [i for i in node.input if i in stored]
+        layers = {name.rsplit("/", 1)[0] for name in names}
+        if node.op_type not in readers or len(layers) != 1 or not node.name.startswith(f"{next(iter(layers))}/"):
+            continue
+        layer = layers.pop()
+        arrays = [_onnx_array(stored[name], folder, label) for name in names]
+        found.update({f"{layer}.{suffix}": value for suffix, value in readers[node.op_type].onnx_to_torch(*arrays).items()})
+    return found
 
 
 def _declared(tensor, label: str) -> ArrayHeader:

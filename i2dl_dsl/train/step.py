@@ -28,7 +28,7 @@ from ..autodiff import add_gradients
 from ..checker import CheckedNetwork
 from ..layers.declarations import RandomInput
 from ..lowering.builder import BATCH, LayerBuilder, LoweringGraph
-from ..lowering.export import DEFAULT_OPSET, assemble, buffer_names, lower_network, parameter_shapes
+from ..lowering.export import TRAINING_OPSET, assemble, buffer_names, lower_network, parameter_shapes
 from ..lowering.graph import Builder, Graph, rename
 from ..names import within, within_any
 from ..target import Target
@@ -108,7 +108,7 @@ def _scalar_input(graph: onnx.GraphProto, name: str) -> None:
 
 
 def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.ndarray] | None = None,
-               opset: int = DEFAULT_OPSET, target: Target | None = None) -> StepModel:
+               opset: int = TRAINING_OPSET, target: Target | None = None) -> StepModel:
     """The training step and evaluation graphs, finished for `target` (None:
     this machine's CPU, `Target.resolve("cpu")`): on a CPU with onnxruntime's
     blocked convolutions, the convolution gradients take the forms those are
