@@ -23,8 +23,9 @@ OBJECT_STORE_BYTES = 200 * 1024 * 1024
 
 def connect(backend: Backend) -> None:
     """Join the cluster at `backend.address` ("auto": the one this machine
-    runs); without an address, join a running cluster if there is one, else
-    start a local one with this machine's CPUs. Idempotent."""
+    runs; "local": always start a new one here); without an address, join a
+    running cluster if there is one, else start a local one with this
+    machine's CPUs. Idempotent."""
     require_ray()
     import ray
 
@@ -32,14 +33,17 @@ def connect(backend: Backend) -> None:
         return
     # Workers import this package from where the driver does (a checkout, not only an installed copy).
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))}}
-    if backend.address:
+    if backend.address not in (None, "local"):
         ray.init(address=backend.address, runtime_env=env, log_to_driver=False)
         return
     try:
-        ray.init(address="auto", runtime_env=env, log_to_driver=False)
+        if backend.address is None:
+            ray.init(address="auto", runtime_env=env, log_to_driver=False)
+            return
     except ConnectionError:
-        ray.init(num_cpus=os.cpu_count(), object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
-                 runtime_env=env, log_to_driver=False)
+        pass
+    ray.init(address="local", num_cpus=os.cpu_count(), object_store_memory=OBJECT_STORE_BYTES,
+             include_dashboard=False, runtime_env=env, log_to_driver=False)
 
 
 def _package_root() -> str:

@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,8 @@ def train_parallel(net: CheckedNetwork, settings: Settings, out: Path, backend: 
     session.load(tensors)
     if not quiet:
         print(f"trained {net.name} on {backend.workers} Ray worker(s)", flush=True)
-    return finish(net, session, step.loss, meta["history"], test, out, net.name, workers=backend.workers)
+    return finish(net, session, step.loss, meta["history"], test, out, net.name, workers=backend.workers,
+                  restarts=meta.get("restarts", []))
 
 
 def _trainer(job: Job, backend: Backend):
@@ -126,7 +128,7 @@ def _worker(config: dict[str, Any]) -> None:
     train, val, _ = prepare_data(job.net, s, split.step.loss.integer_labels)
     augment = make_augmenter(s.get("augment", []), job.net.analysis.shapes[job.net.input],
                              job.net.analysis.shapes[job.net.output])
-    position, history = _restore(worker, job)
+    position, history, restarts = _restore(worker, job)
 
     def reduce(vector: np.ndarray) -> np.ndarray:
         import torch
@@ -141,7 +143,7 @@ def _worker(config: dict[str, Any]) -> None:
             row["val_loss"], row["val_acc"] = _evaluate(worker, val)
         history.append(row)
         position = {"epoch": epoch + 1, "step": position["step"]}
-        _report(worker, job, rank, position, history)
+        _report(worker, job, rank, {"position": position, "history": history, "restarts": restarts})
 
 
 def _epoch(worker: ShardStep, job: Job, train: datamod.Dataset, augment, epoch: int, position: dict[str, int],
@@ -149,7 +151,7 @@ def _epoch(worker: ShardStep, job: Job, train: datamod.Dataset, augment, epoch: 
     """One epoch over every global batch; this worker computes its rows of each."""
     s, spec = job.settings, worker.split.step
     lr = learning_rate(s.optimizer()["lr"], s["schedule"], epoch, s["epochs"])
-    total, seen, correct = 0.0, 0, 0.0
+    total, seen, correct, start = 0.0, 0, 0.0, time.perf_counter()
     for number, index in enumerate(datamod.batches(len(train), s["batch"], s["seed"], epoch)):
         x, y = train.x[index], train.y[index]
         if augment is not None:
@@ -164,10 +166,12 @@ def _epoch(worker: ShardStep, job: Job, train: datamod.Dataset, augment, epoch: 
         total, seen = total + loss * len(index), seen + len(index)
         if len(out):
             correct += (spec.loss.accuracy(out, y[rows]) or 0.0) * (rows.stop - rows.start)
+    seconds = time.perf_counter() - start  # the steps with their collectives, as the local loop's column
     correct = float(reduce(np.array([correct], np.float32))[0])
     classifies = spec.loss.classifies_on(train.y)
     return {"epoch": epoch + 1, "lr": lr, "train_loss": total / max(seen, 1),
-            "train_acc": correct / seen if classifies and seen else None}
+            "train_acc": correct / seen if classifies and seen else None,
+            "samples_per_s": seen / max(seconds, 1e-9), "seconds": seconds}
 
 
 def _broadcast_buffers(worker: ShardStep) -> None:
@@ -187,38 +191,41 @@ def _evaluate(worker: ShardStep, data: datamod.Dataset) -> tuple[float, float | 
     return loss.value(z, data.y), loss.accuracy(z, data.y)
 
 
-def _restore(worker: ShardStep, job: Job) -> tuple[dict[str, int], list[dict[str, Any]]]:
-    """Ray Train's last checkpoint after a restart, else --resume's, else the start."""
+def _restore(worker: ShardStep, job: Job) -> tuple[dict[str, int], list[dict[str, Any]], list[int]]:
+    """Ray Train's last checkpoint after a restart, else --resume's, else the
+    start: the position, the history, and the epochs that restarts resumed
+    from (each worker-group restart adds one)."""
     import ray.train
 
     saved = ray.train.get_checkpoint()
     if saved is not None:
         with saved.as_directory() as folder:
             tensors, meta = checkpoint.load(Path(folder) / CHECKPOINT)
+        meta["restarts"] = [*meta.get("restarts", []), meta["position"]["epoch"]]
     elif job.resume and (job.out / CHECKPOINT).exists():
         tensors, meta = checkpoint.load(job.out / CHECKPOINT)
     else:
-        return {"epoch": 0, "step": 0}, []
+        return {"epoch": 0, "step": 0}, [], []
     if meta.get("trainable") != worker.split.step.trainable:
         raise UserError(f"checkpoint '{job.out / CHECKPOINT}' belongs to another network or optimizer",
                         "resume with the same model and settings, or start a new --out directory")
     worker.load(tensors)
-    return dict(meta["position"]), list(meta["history"])
+    return dict(meta["position"]), list(meta["history"]), list(meta.get("restarts", []))
 
 
-def _report(worker: ShardStep, job: Job, rank: int, position: dict[str, int], history: list[dict[str, Any]]) -> None:
+def _report(worker: ShardStep, job: Job, rank: int, progress: dict[str, Any]) -> None:
     """Rank 0 writes the checkpoint (atomically) and the metrics, and hands
-    the checkpoint to Ray Train; every worker reports the epoch."""
+    the checkpoint to Ray Train; every worker reports the epoch. `progress`:
+    position, history and restarts."""
     import ray.train
 
-    metrics = {k: v for k, v in history[-1].items() if v is not None}
+    metrics = {k: v for k, v in progress["history"][-1].items() if v is not None}
     if rank != 0:
         ray.train.report(metrics)
         return
-    meta = {"position": position, "history": history, "network": job.net.name,
-            "trainable": worker.split.step.trainable}
+    meta = {**progress, "network": job.net.name, "trainable": worker.split.step.trainable}
     checkpoint.save(job.out / CHECKPOINT, worker.snapshot(), meta)
-    write_csv(job.out / METRICS, history)
+    write_csv(job.out / METRICS, progress["history"])
     with tempfile.TemporaryDirectory() as folder:
         shutil.copyfile(job.out / CHECKPOINT, Path(folder) / CHECKPOINT)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))

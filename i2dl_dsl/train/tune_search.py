@@ -59,6 +59,9 @@ def run_tune(model: Path, settings, space: str, trials: int, strategy: str, out:
     """search.run_search on Ray Tune with ASHA; the same results: the trials
     best first, the table, best.net."""
     plan = plan_search(model, settings, space, trials, strategy, params)
+    # Tune warns each time it saves the experiment's state faster than every 5 s: with per-epoch
+    # checkpoints of small models it always does, and the warning says nothing a user can act on.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(backend)
     out = out.resolve()
     context = Context(model.resolve(), plan, settings, params, weights, out, device, threads(backend), fault)
