@@ -25,6 +25,7 @@ update parts (split.py), on its share of every global batch (shard.py):
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -58,6 +59,7 @@ from .step import build_step
 TRAIN_DIR = "ray-train"  # Ray Train's own records, under the run directory
 MAX_FAILURES = 2
 KILLED = ".fault-injected"
+STARTED = ".ray-train-started"  # rank 0 marks the run's first attempt: a later one is a restart
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Job:
     device: str
     threads: int | None
     resume: bool
+    token: str = ""                              # names this run's attempt marker (see _restore)
     fault: tuple[int, int, int] | None = None  # (rank, epoch, batch) at which that worker dies once (tests)
 
 
@@ -88,8 +91,14 @@ def train_parallel(net: CheckedNetwork, settings: Settings, out: Path, backend: 
     check_batch_statistics(net, min(settings["batch"], len(train)) // backend.workers)
     connect(backend)
     out = out.resolve()
-    job = Job(net, settings, weights, out, device, threads(backend), resume, fault)
-    _trainer(job, backend).fit()
+    if not resume:  # nothing of an earlier run here (--overwrite) may be taken for this one's progress
+        (out / CHECKPOINT).unlink(missing_ok=True)
+        shutil.rmtree(out / TRAIN_DIR, ignore_errors=True)
+    job = Job(net, settings, weights, out, device, threads(backend), resume, secrets.token_hex(4), fault)
+    try:
+        _trainer(job, backend).fit()
+    finally:
+        (out / f"{STARTED}-{job.token}").unlink(missing_ok=True)
     tensors, meta = checkpoint.load(out / CHECKPOINT)
     step = build_step(net, config, weights, target=Target.resolve(device))
     session = TrainingSession(step, device)
@@ -128,7 +137,7 @@ def _worker(config: dict[str, Any]) -> None:
     train, val, _ = prepare_data(job.net, s, split.step.loss.integer_labels)
     augment = make_augmenter(s.get("augment", []), job.net.analysis.shapes[job.net.input],
                              job.net.analysis.shapes[job.net.output])
-    position, history, restarts = _restore(worker, job)
+    position, history, restarts = _restore(worker, job, rank)
 
     def reduce(vector: np.ndarray) -> np.ndarray:
         import torch
@@ -191,26 +200,33 @@ def _evaluate(worker: ShardStep, data: datamod.Dataset) -> tuple[float, float | 
     return loss.value(z, data.y), loss.accuracy(z, data.y)
 
 
-def _restore(worker: ShardStep, job: Job) -> tuple[dict[str, int], list[dict[str, Any]], list[int]]:
-    """Ray Train's last checkpoint after a restart, else --resume's, else the
-    start: the position, the history, and the epochs that restarts resumed
-    from (each worker-group restart adds one)."""
+def _restore(worker: ShardStep, job: Job, rank: int) -> tuple[dict[str, int], list[dict[str, Any]], list[int]]:
+    """Where this attempt starts: after a restart (a worker died), rank 0's
+    last checkpoint in the run directory, else the one Ray Train holds;
+    with --resume, the run directory's; else the start. Returns the
+    position, the history and the epochs that restarts resumed from."""
     import ray.train
+    import torch.distributed as dist
 
+    started = job.out / f"{STARTED}-{job.token}"
+    restarted = started.exists()
+    dist.barrier()  # every worker has looked before rank 0 marks the attempt
+    if rank == 0:
+        started.touch()
     saved = ray.train.get_checkpoint()
-    if saved is not None:
+    if (restarted or job.resume) and (job.out / CHECKPOINT).exists():
+        tensors, meta = checkpoint.load(job.out / CHECKPOINT)
+    elif saved is not None:
         with saved.as_directory() as folder:
             tensors, meta = checkpoint.load(Path(folder) / CHECKPOINT)
-        meta["restarts"] = [*meta.get("restarts", []), meta["position"]["epoch"]]
-    elif job.resume and (job.out / CHECKPOINT).exists():
-        tensors, meta = checkpoint.load(job.out / CHECKPOINT)
     else:
         return {"epoch": 0, "step": 0}, [], []
     if meta.get("trainable") != worker.split.step.trainable:
         raise UserError(f"checkpoint '{job.out / CHECKPOINT}' belongs to another network or optimizer",
                         "resume with the same model and settings, or start a new --out directory")
     worker.load(tensors)
-    return dict(meta["position"]), list(meta["history"]), list(meta.get("restarts", []))
+    restarts = [*meta.get("restarts", []), *([meta["position"]["epoch"]] if restarted else [])]
+    return dict(meta["position"]), list(meta["history"]), restarts
 
 
 def _report(worker: ShardStep, job: Job, rank: int, progress: dict[str, Any]) -> None:
