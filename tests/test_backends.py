@@ -152,3 +152,15 @@ def _step_together(workers: list[ShardStep], x: np.ndarray, y: np.ndarray, t: in
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def test_the_gradient_part_keeps_what_subgraphs_read(tmp_path):
+    """On a CPU with blocked convolutions, convolution gradients hold If
+    nodes whose branches read tensors of the enclosing graph."""
+    net = check(Path(__file__).resolve().parents[1] / "models" / "digits_cnn.net")
+    split = build_split(net, TrainConfig())
+    worker = ShardStep(split, "cpu")  # onnxruntime refuses a graph that lost a tensor a branch reads
+    x = np.random.default_rng(0).normal(size=(4, 1, 8, 8)).astype(np.float32)
+    masks = {name: draw.draw(np.random.default_rng(1), 4) for name, draw in split.step.masks.items()}
+    loss, _ = worker.step(x, np.arange(4), masks, 1e-3, 1, 1.0, lambda v: v)
+    assert np.isfinite(loss)

@@ -142,12 +142,18 @@ def _worker(config: dict[str, Any]) -> None:
     def reduce(vector: np.ndarray) -> np.ndarray:
         import torch
 
+        start = time.perf_counter()
         tensor = torch.from_numpy(vector)  # shares the array's memory: no copy on the way in or out
         dist.all_reduce(tensor)
+        waited[0] += time.perf_counter() - start
         return vector
 
+    waited = [0.0]  # seconds in the collective (waiting for the slowest worker included), per epoch
+
     for epoch in range(position["epoch"], s["epochs"]):
+        waited[0] = 0.0
         row = _epoch(worker, job, train, augment, epoch, position, rank, size, reduce)
+        row["allreduce_seconds"] = waited[0]
         if len(val):
             row["val_loss"], row["val_acc"] = _evaluate(worker, val)
         history.append(row)

@@ -64,11 +64,22 @@ def gradient_part(step: StepModel) -> onnx.ModelProto:
     for node in reversed(graph.node):  # nodes are in topological order: one backward sweep
         if any(name in needed for name in node.output):
             nodes.append(node)
-            needed.update(name for name in node.input if name)
+            needed.update(_reads(node))
     _keep(graph.node, reversed(nodes))
     _keep(graph.input, [i for i in graph.input if i.name in needed])
     _keep(graph.initializer, [t for t in graph.initializer if t.name in needed])
     return model
+
+
+def _reads(node: onnx.NodeProto) -> set[str]:
+    """The tensors a node reads: its inputs, and those its subgraphs (an
+    If's branches) take from the enclosing graph, found by name."""
+    names = {name for name in node.input if name}
+    for attribute in node.attribute:
+        for graph in (*attribute.graphs, *([attribute.g] if attribute.HasField("g") else [])):
+            for inner in graph.node:
+                names |= _reads(inner)
+    return names
 
 
 def _keep(field, items) -> None:

@@ -62,6 +62,7 @@ def run_tune(model: Path, settings, space: str, trials: int, strategy: str, out:
     # Tune warns each time it saves the experiment's state faster than every 5 s: with per-epoch
     # checkpoints of small models it always does, and the warning says nothing a user can act on.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the table below is the report; no progress boxes
     connect(backend)
     out = out.resolve()
     context = Context(model.resolve(), plan, settings, params, weights, out, device, threads(backend), fault)
