@@ -8,8 +8,10 @@ update parts (split.py), on its share of every global batch (shard.py):
   worker takes its contiguous rows, so N workers see exactly what one
   process sees;
 - the gradients, weighted by each worker's share, are summed with
-  `torch.distributed.all_reduce` in the process group Ray Train sets up
-  (gloo on CPUs, NCCL on GPUs), then every worker applies the same update:
+  `torch.distributed.all_reduce` in the gloo process group Ray Train sets
+  up, over host arrays (onnxruntime's outputs come to the host between the
+  two parts; NCCL on device buffers handed over by DLPack is not done
+  yet), then every worker applies the same update:
   the weights stay identical on all workers and equal one process's up to
   the order of floating-point sums;
 - batch norm normalises with each worker's own batch statistics, as
@@ -114,8 +116,9 @@ def _trainer(job: Job, backend: Backend):
     from ray.train.torch import TorchConfig, TorchTrainer
 
     gpu = backend.gpus_per_worker > 0
+    # gloo also on GPU workers: the step's tensors come to the host between the two parts (see the module doc).
     return TorchTrainer(
-        _worker, train_loop_config={"job": job}, torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        _worker, train_loop_config={"job": job}, torch_config=TorchConfig(backend="gloo"),
         scaling_config=ScalingConfig(num_workers=backend.workers, use_gpu=gpu,
                                      resources_per_worker={"CPU": backend.cpus_per_worker,
                                                            **({"GPU": backend.gpus_per_worker} if gpu else {})}),
