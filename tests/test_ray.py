@@ -123,3 +123,32 @@ def test_cross_validation_on_ray_gives_the_local_numbers(cluster, tmp_path):
     local = experiments.cross_validate(net, settings, 2, tmp_path / "local", "cpu")
     on_ray = experiments.cross_validate(net, settings, 2, tmp_path / "ray", "cpu", backend=cluster)
     assert json.dumps(on_ray, sort_keys=True) == json.dumps(local, sort_keys=True)
+
+
+def test_an_interrupted_search_exits_130_and_resumes(tmp_path):
+    """Ctrl-C while the trials train: Tune saves its state, the command says
+    how to continue and exits 130; --resume finishes the search."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "i2dl_dsl.cli.train", str(MLP), "--epochs", "6", "--search",
+               "lr=1e-3..1e-1:log", "--trials", "4", "--out", str(out), "--backend", "ray", "--ray-address", "local"]
+    running = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300
+    while not (out / "trial1" / "checkpoint.npz").exists() and running.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    running.send_signal(signal.SIGINT)
+    _, err = running.communicate(timeout=300)
+    assert running.returncode == 130, err[-2000:]
+    assert f"hint: continue with --resume --out {out}" in err and not (out / "best.net").exists()
+    resumed = subprocess.run([*command, "--resume"], cwd=root, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "best configuration written to" in resumed.stdout and (out / "best.net").exists()
+    with open(out / "trial1" / "metrics.csv", encoding="utf-8") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == list(range(1, len(epochs) + 1))  # continued from its checkpoint, no epoch twice

@@ -67,6 +67,7 @@ def run_tune(model: Path, settings, space: str, trials: int, strategy: str, out:
     out = out.resolve()
     context = Context(model.resolve(), plan, settings, params, weights, out, device, threads(backend), fault)
     results = _tuner(context, backend, resume).fit()
+    _check_complete(out / TUNE_DIR)
     ranked = rank([_trial(index, config, results, settings["epochs"]) for index, config in enumerate(plan.configs)])
     return conclude(model, plan, ranked, settings, out, params)
 
@@ -89,6 +90,27 @@ def _tuner(context: Context, backend: Backend, resume: bool):
         run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(context.out), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+
+
+class TrialFailed(RuntimeError):
+    """A trial failed more often than Tune retries it."""
+
+
+def _check_complete(path: Path) -> None:
+    """Every trial finished or was stopped by ASHA; after Ctrl-C (Tune ends
+    the run and saves its state) the search is interrupted, not over."""
+    from ray.tune import ExperimentAnalysis
+
+    from .loop import Interrupted
+
+    trials = ExperimentAnalysis(str(path)).trials
+    failed = [t for t in trials if t.status == "ERROR"]
+    if failed:
+        raise TrialFailed(f"trial {failed[0].config['trial'] + 1} failed {MAX_FAILURES + 1} times; "
+                          f"Tune's record of it is in {failed[0].path}")
+    if any(t.status != "TERMINATED" for t in trials):
+        raise Interrupted(f"interrupted: the search's state is saved in {path}\n"
+                          f"hint: continue with --resume --out {path.parent}")
 
 
 def _trainable(config: dict[str, Any], context: Context) -> None:
