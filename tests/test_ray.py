@@ -41,6 +41,7 @@ train {
     batch 32
     epochs 2
     seed 0
+    early_stopping(patience=5)
 }
 """
 MLP = Path(__file__).resolve().parents[1] / "models" / "mlp.net"
@@ -81,6 +82,7 @@ def test_two_workers_give_one_process_weights(cluster, plain, tmp_path):
     result = train_parallel(net, Settings.merge(net.train, {}), tmp_path, Backend("ray", workers=2), "cpu",
                             quiet=True)
     assert result["workers"] == 2 and result["epochs"] == 2 and result["restarts"] == []
+    assert result["best_epoch"] == 2 and (tmp_path / "best.npz").exists()  # the weights are the best epoch's
     assert _largest_difference(tensors(tmp_path / "weights.npz"), expected) <= 1e-4
 
 
@@ -151,4 +153,4 @@ def test_an_interrupted_search_exits_130_and_resumes(tmp_path):
     assert "best configuration written to" in resumed.stdout and (out / "best.net").exists()
     with open(out / "trial1" / "metrics.csv", encoding="utf-8") as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
-    assert epochs == list(range(1, len(epochs) + 1))  # continued from its checkpoint, no epoch twice
+    assert epochs == list(range(1, len(epochs) + 1))  # one consecutive curve

@@ -26,6 +26,7 @@ update parts (split.py), on its share of every global batch (shard.py):
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import shutil
@@ -50,17 +51,20 @@ from .loop import check_batch_statistics, random_inputs
 from .losses import resolve
 from .progress import write_csv
 from .results import finish
-from .rundir import CHECKPOINT, METRICS
+from .rundir import BEST, CHECKPOINT, METRICS
 from .schedules import learning_rate
 from .session import TrainingSession
 from .settings import Settings, config_for, prepare_data
 from .shard import ShardStep, shard
 from .split import build_split
 from .step import build_step
+from .stopping import early_stopping
 
 TRAIN_DIR = "ray-train"  # Ray Train's own records, under the run directory
 MAX_FAILURES = 2
 KILLED = ".fault-injected"
+# The local loop's position fields (loop.py), so that either backend can resume the other's checkpoint.
+FRESH = {"epoch": 0, "batch": 0, "step": 0, "sum_loss": 0.0, "correct": 0.0, "seen": 0, "seconds": 0.0}
 STARTED = ".ray-train-started"  # rank 0 marks the run's first attempt: a later one is a restart
 
 
@@ -105,10 +109,13 @@ def train_parallel(net: CheckedNetwork, settings: Settings, out: Path, backend: 
     step = build_step(net, config, weights, target=Target.resolve(device))
     session = TrainingSession(step, device)
     session.load(tensors)
+    stopping = early_stopping(settings.get("early_stopping"))
+    if stopping and stopping.restore_best and meta["best"]["epoch"] >= 0:
+        session.load(checkpoint.load(out / BEST)[0])
     if not quiet:
         print(f"trained {net.name} on {backend.workers} Ray worker(s)", flush=True)
     return finish(net, session, step.loss, meta["history"], test, out, net.name, workers=backend.workers,
-                  restarts=meta.get("restarts", []))
+                  restarts=meta.get("restarts", []), best_epoch=meta["best"]["epoch"] if stopping else None)
 
 
 def _trainer(job: Job, backend: Backend):
@@ -140,7 +147,8 @@ def _worker(config: dict[str, Any]) -> None:
     train, val, _ = prepare_data(job.net, s, split.step.loss.integer_labels)
     augment = make_augmenter(s.get("augment", []), job.net.analysis.shapes[job.net.input],
                              job.net.analysis.shapes[job.net.output])
-    position, history, restarts = _restore(worker, job, rank)
+    position, history, restarts, best = _restore(worker, job, rank)
+    stopping = early_stopping(s.get("early_stopping"))
 
     def reduce(vector: np.ndarray) -> np.ndarray:
         import torch
@@ -160,8 +168,32 @@ def _worker(config: dict[str, Any]) -> None:
         if len(val):
             row["val_loss"], row["val_acc"] = _evaluate(worker, val)
         history.append(row)
-        position = {"epoch": epoch + 1, "step": position["step"]}
-        _report(worker, job, rank, {"position": position, "history": history, "restarts": restarts})
+        position = {**FRESH, "epoch": epoch + 1, "step": position["step"]}
+        stop = _track_best(worker, job, rank, row, best, stopping)
+        _report(worker, job, rank, {"position": position, "history": history, "restarts": restarts, "best": best})
+        if stop:
+            break
+
+
+def _track_best(worker: ShardStep, job: Job, rank: int, row: dict[str, Any], best: dict[str, Any],
+                stopping) -> bool:
+    """Early stopping as the local loop does it (rank 0 keeps best.npz);
+    whether to stop is rank 0's decision, broadcast so that all stop together."""
+    import torch
+    import torch.distributed as dist
+
+    if stopping is None:
+        return False
+    monitored = row.get("val_loss", row["train_loss"])
+    if stopping.improves(monitored, best["loss"]):
+        best.update({"loss": monitored, "epoch": row["epoch"], "wait": 0})
+        if rank == 0:
+            checkpoint.save(job.out / BEST, worker.parameters(), {"epoch": row["epoch"]})
+    else:
+        best["wait"] += 1
+    decision = torch.tensor([float(best["wait"] >= stopping.patience)])
+    dist.broadcast(decision, src=0)
+    return bool(decision.item())
 
 
 def _epoch(worker: ShardStep, job: Job, train: datamod.Dataset, augment, epoch: int, position: dict[str, int],
@@ -209,11 +241,13 @@ def _evaluate(worker: ShardStep, data: datamod.Dataset) -> tuple[float, float | 
     return loss.value(z, data.y), loss.accuracy(z, data.y)
 
 
-def _restore(worker: ShardStep, job: Job, rank: int) -> tuple[dict[str, int], list[dict[str, Any]], list[int]]:
+def _restore(worker: ShardStep, job: Job, rank: int
+             ) -> tuple[dict[str, Any], list[dict[str, Any]], list[int], dict[str, Any]]:
     """Where this attempt starts: after a restart (a worker died), rank 0's
     last checkpoint in the run directory, else the one Ray Train holds;
     with --resume, the run directory's; else the start. Returns the
-    position, the history and the epochs that restarts resumed from."""
+    position, the history, the epochs that restarts resumed from, and the
+    early-stopping record."""
     import ray.train
     import torch.distributed as dist
 
@@ -229,13 +263,14 @@ def _restore(worker: ShardStep, job: Job, rank: int) -> tuple[dict[str, int], li
         with saved.as_directory() as folder:
             tensors, meta = checkpoint.load(Path(folder) / CHECKPOINT)
     else:
-        return {"epoch": 0, "step": 0}, [], []
+        return dict(FRESH), [], [], {"loss": math.inf, "epoch": -1, "wait": 0}
     if meta.get("trainable") != worker.split.step.trainable:
         raise UserError(f"checkpoint '{job.out / CHECKPOINT}' belongs to another network or optimizer",
                         "resume with the same model and settings, or start a new --out directory")
     worker.load(tensors)
     restarts = [*meta.get("restarts", []), *([meta["position"]["epoch"]] if restarted else [])]
-    return dict(meta["position"]), list(meta["history"]), restarts
+    best = meta.get("best", {"loss": math.inf, "epoch": -1, "wait": 0})
+    return {**FRESH, **meta["position"]}, list(meta["history"]), restarts, best
 
 
 def _report(worker: ShardStep, job: Job, rank: int, progress: dict[str, Any]) -> None:

@@ -164,7 +164,7 @@ def _trial(index: int, config: dict[str, Any], results, epochs: int) -> Trial:
     metrics = found[0].metrics if found and found[0].metrics else {}
     trial = Trial(index + 1, config)
     trial.diverged = bool(metrics.get("diverged", 1))
-    trial.epochs = int(metrics.get("training_iteration", 0)) - trial.diverged
+    trial.epochs = int(metrics.get("training_iteration", 0))  # a diverged epoch counts, as in search.py
     trial.score = float(metrics.get("score", -math.inf))
     trial.history = [{k: metrics[k] for k in ("val_loss", "val_acc") if k in metrics}]
     if trial.diverged or trial.epochs < epochs:
