@@ -41,14 +41,9 @@ def timed(call):
 
 
 def start_cluster(cpus: int) -> float:
-    import ray
+    from i2dl_dsl.train.cluster import start_local
 
-    from i2dl_dsl.train import cluster
-
-    _, seconds = timed(lambda: ray.init(address="local", num_cpus=cpus, include_dashboard=False,
-                                        object_store_memory=cluster.OBJECT_STORE_BYTES, log_to_driver=False,
-                                        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}}))
-    return seconds
+    return timed(lambda: start_local(cpus))[1]
 
 
 def search(epochs: int, trials: int, backend: Backend, folder: Path) -> None:

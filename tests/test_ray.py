@@ -52,11 +52,10 @@ def cluster():
     """One local Ray cluster for the module: 2 CPUs, a small object store."""
     import ray
 
-    from i2dl_dsl.train.cluster import connect
+    from i2dl_dsl.train.cluster import start_local
 
-    backend = Backend("ray", address="local")
-    connect(backend)
-    yield backend
+    start_local(cpus=2)
+    yield Backend("ray", address="local")
     ray.shutdown()
 
 
@@ -119,11 +118,14 @@ def test_a_search_on_tune_survives_a_killed_trial_and_resumes(cluster, tmp_path)
     assert again[1] == table
 
 
-def test_cross_validation_on_ray_gives_the_local_numbers(cluster, tmp_path):
+def test_cross_validation_and_ensembles_on_ray_give_the_local_numbers(cluster, tmp_path):
     net = check(MLP)
     settings = Settings.merge(net.train, {"epochs": 1})
     local = experiments.cross_validate(net, settings, 2, tmp_path / "local", "cpu")
     on_ray = experiments.cross_validate(net, settings, 2, tmp_path / "ray", "cpu", backend=cluster)
+    assert json.dumps(on_ray, sort_keys=True) == json.dumps(local, sort_keys=True)
+    local = experiments.ensemble(net, settings, 2, tmp_path / "local-ensemble", "cpu")
+    on_ray = experiments.ensemble(net, settings, 2, tmp_path / "ray-ensemble", "cpu", backend=cluster)
     assert json.dumps(on_ray, sort_keys=True) == json.dumps(local, sort_keys=True)
 
 

@@ -31,19 +31,31 @@ def connect(backend: Backend) -> None:
 
     if ray.is_initialized():
         return
-    # Workers import this package from where the driver does (a checkout, not only an installed copy).
-    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))}}
     if backend.address not in (None, "local"):
-        ray.init(address=backend.address, runtime_env=env, log_to_driver=False)
+        ray.init(address=backend.address, runtime_env=_environment(), log_to_driver=False)
         return
     try:
         if backend.address is None:
-            ray.init(address="auto", runtime_env=env, log_to_driver=False)
+            ray.init(address="auto", runtime_env=_environment(), log_to_driver=False)
             return
     except ConnectionError:
         pass
-    ray.init(address="local", num_cpus=os.cpu_count(), object_store_memory=OBJECT_STORE_BYTES,
-             include_dashboard=False, runtime_env=env, log_to_driver=False)
+    start_local()
+
+
+def start_local(cpus: int | None = None) -> None:
+    """A new Ray cluster on this machine: `cpus` CPUs (default all), a small
+    object store, no dashboard."""
+    import ray
+
+    ray.init(address="local", num_cpus=cpus or os.cpu_count(), object_store_memory=OBJECT_STORE_BYTES,
+             include_dashboard=False, runtime_env=_environment(), log_to_driver=False)
+
+
+def _environment() -> dict[str, Any]:
+    """Workers import this package from where the driver does (a checkout, not only an installed copy)."""
+    path = os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))
+    return {"env_vars": {"PYTHONPATH": path}}
 
 
 def _package_root() -> str:
