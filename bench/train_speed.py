@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from i2dl_dsl.checker import check  # noqa: E402
+from i2dl_dsl.runtime import Placement  # noqa: E402
 from i2dl_dsl.train.session import TrainingSession  # noqa: E402
 from i2dl_dsl.target import Target  # noqa: E402
 from i2dl_dsl.train.step import TrainConfig, build_step  # noqa: E402
@@ -43,7 +44,9 @@ from isolate import Served, serve  # noqa: E402
 
 MODELS = {  # .net file → PyTorch builder in tests/reference/torch_models.py
     "digits_cnn": "digits_cnn", "lenet5": "lenet5", "resnet_small": "resnet_small", "lstm_classifier": "lstm_classifier",
+    "resnet50": "resnet50",
 }
+DEFAULT_MODELS = ("digits_cnn", "lenet5", "resnet_small", "lstm_classifier")
 
 
 def batch_for(net, batch: int, rng):
@@ -52,26 +55,28 @@ def batch_for(net, batch: int, rng):
     return rng.standard_normal((batch, *shape)).astype(np.float32), rng.integers(0, classes, batch).astype(np.int64)
 
 
-def ours(name: str, batch: int, device: str, threads: int):
+def ours(name: str, batch: int, device: str, threads: int, tf32: bool = False):
     """One training step of the compiler's graph, as a callable."""
     net = check(ROOT / "models" / f"{name}.net")
     spec = build_step(net, TrainConfig(loss="cross_entropy", optimizer={"name": "adam", "beta1": 0.9,
                                                                        "beta2": 0.999, "eps": 1e-8}),
                       target=Target.resolve(device))
-    session = TrainingSession(spec, device, threads)
+    session = TrainingSession(spec, device, threads, placement=Placement(tf32=tf32 if device == "cuda" else None))
     x, y = batch_for(net, batch, np.random.default_rng(0))
     masks = {m: np.ones((batch, *draw.shape), np.float32) for m, draw in spec.masks.items()}
     counter = iter(range(1, 10**9))
     return lambda: session.train_step(x, y, masks, 1e-3, next(counter))
 
 
-def theirs(name: str, batch: int, device: str, threads: int):
+def theirs(name: str, batch: int, device: str, threads: int, tf32: bool = False):
     """One training step of the same model in PyTorch eager, as a callable."""
     import torch
 
+    from infer_speed import set_tf32
     from tests.reference import torch_models
 
     torch.set_num_threads(threads)
+    set_tf32(torch, tf32)
     net = check(ROOT / "models" / f"{name}.net")
     model = getattr(torch_models, MODELS[name])().to(device)
     model.train()
@@ -99,14 +104,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    ap.add_argument("--tf32", action="store_true", help="CUDA: let both sides use TF32")
     ap.add_argument("--plain-convs", action="store_true", help="also time our step without the blocked convolutions")
     ap.add_argument("--against", metavar="CHECKOUT", help="also time our step as this other checkout builds it")
     ap.add_argument("--serve", nargs=2, metavar=("MODEL", "SIDE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         side = ours if args.serve[1] == "ours" else theirs
-        serve(side(args.serve[0], args.batch, args.device, args.threads))
+        serve(side(args.serve[0], args.batch, args.device, args.threads, args.tf32))
         return
     import onnxruntime
     import torch
@@ -119,7 +125,8 @@ def main() -> None:
           f"{plain}{against}")
     print("| --- | --- | --- | --- |" + (" --- | --- |" if args.plain_convs else "")
           + (" --- | --- |" if args.against else ""))
-    common = ["--batch", str(args.batch), "--device", args.device, "--threads", str(args.threads)]
+    common = ["--batch", str(args.batch), "--device", args.device, "--threads", str(args.threads)] + (
+        ["--tf32"] if args.tf32 else [])
     for name in args.models.split(","):
         sides = {"ours": Served(Path(__file__), name, "ours", *common),
                  "torch": Served(Path(__file__), name, "torch", *common)}

@@ -4,7 +4,7 @@ Also `fresh`, the one way graph builders make a name unique."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Container, Iterable
 
 import networkx as nx
 
@@ -17,6 +17,20 @@ def fresh(base: str, taken: set[str]) -> str:
         name = f"{base}_{index}"
     taken.add(name)
     return name
+
+
+def tensor_name(layer: str, suffix: str) -> str:
+    """A layer's parameter or buffer as the state_dict names it: `<layer>.<suffix>`,
+    or the layer's own name for the empty suffix (a layer that is one tensor,
+    such as ConvNeXt's `layer_scale`)."""
+    return f"{layer}.{suffix}" if suffix else layer
+
+
+def layer_output(layer: str, tensors: Container[str]) -> str:
+    """The ONNX tensor that holds a layer's output: the layer's name, or
+    `<layer>/out` where one of `tensors` (the model's initializers) took the
+    name: the parameter of a layer that is one tensor (`scale`)."""
+    return f"{layer}/out" if layer in tensors else layer
 
 
 def within(name: str, prefix: str) -> bool:

@@ -325,6 +325,7 @@ ONNX_FAMILIES: dict[str, str] = {
     **dict.fromkeys(("Gemm", "MatMul"), "fc"),
     **dict.fromkeys(("BatchNormalization", "LayerNormalization", "InstanceNormalization"), "norm"),
     **dict.fromkeys(("Relu", "Sigmoid", "Tanh", "LeakyRelu", "PRelu", "Softmax", "LogSoftmax"), "activation"),
+    **dict.fromkeys(("HardSigmoid", "HardSwish", "Gelu", "Elu", "Softplus"), "activation"),
     **dict.fromkeys(("Dropout",), "regularization"),
     **dict.fromkeys(("LSTM", "RNN", "GRU"), "recurrent"),
     **dict.fromkeys(("Add", "Sum", "Concat"), "merge"),

@@ -202,10 +202,13 @@ def cuda_available() -> tuple[bool, str]:
     return True, ""
 
 
-def session_options(threads: int | None = None, profile: str | None = None):
+def session_options(threads: int | None = None, profile: str | None = None, optimize: bool = True):
     ort = _ort()
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # optimize=False runs the graph as written (no fusions, no layout
+    # changes): the plainest reference to check an optimised run against.
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     options.log_severity_level = 3
     # Small machines: one thread per core for the kernels, no inter-op pool.
     options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
@@ -235,19 +238,51 @@ def resolve_device(device: str) -> str:
     return "cuda" if _cuda_for(device)[0] else "cpu"
 
 
+@dataclass(frozen=True)
+class Placement:
+    """How strictly a session keeps to its device, and how it computes there.
+
+    strict: on CUDA, every node must run on the CUDA provider; one that
+    cannot makes creating the session fail, naming it (onnxruntime's
+    `session.disable_cpu_ep_fallback`), instead of running on the CPU with
+    copies to and from the GPU around it at every run. On the CPU it means
+    nothing: the CPU is the device.
+    tf32: on CUDA, whether convolutions and matrix products may use TF32
+    (inputs rounded to a 10-bit mantissa; faster on tensor cores, agreeing
+    with float32 to ~1e-3 rather than ~1e-6); None leaves onnxruntime's own
+    default, which the caller then cannot state.
+    optimize: onnxruntime's graph optimisations (all, or none).
+    """
+
+    strict: bool = False
+    tf32: bool | None = None
+    optimize: bool = True
+
+    def providers(self, use_cuda: bool) -> list:
+        if not use_cuda:
+            return [_CPU]
+        cuda = (_CUDA, {"use_tf32": str(int(self.tf32))}) if self.tf32 is not None else _CUDA
+        return [cuda] if self.strict else [cuda, _CPU]
+
+    def options(self, threads: int | None, profile: str | None, use_cuda: bool):
+        options = session_options(threads, profile, self.optimize)
+        if self.strict and use_cuda:
+            options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+        return options
+
+
 def create_session(model: str | bytes, device: str = "auto", threads: int | None = None,
-                   profile: str | None = None) -> Session:
+                   profile: str | None = None, placement: Placement = Placement()) -> Session:
     """A session for a finished model on the requested device; raises
-    UserError when the model cannot be loaded or `device="cuda"` cannot be
-    honoured."""
+    UserError when the model cannot be loaded, `device="cuda"` cannot be
+    honoured, or (`placement.strict`) a node cannot run on CUDA."""
     use_cuda, why_not = _cuda_for(device)
     ort = _ort()
-    providers = [_CUDA, _CPU] if use_cuda else [_CPU]
     session, failure = None, ""
     with _quiet_stderr() as log:
         try:
-            session = ort.InferenceSession(model, sess_options=session_options(threads, profile),
-                                           providers=providers)
+            session = ort.InferenceSession(model, sess_options=placement.options(threads, profile, use_cuda),
+                                           providers=placement.providers(use_cuda))
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own hierarchy
             failure = (str(exc).strip() or type(exc).__name__).splitlines()[0]
     if session is None:

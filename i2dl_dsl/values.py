@@ -30,6 +30,10 @@ def evaluate(expr: ast.Expr, env: Env) -> Any:
         left = _number(evaluate(expr.left, env), expr.left, env)
         right = _number(evaluate(expr.right, env), expr.right, env)
         return _arithmetic(expr, left, right)
+    if isinstance(expr, ast.Chain):
+        raise UserError("a chain is an argument only of the layers that read tensors (add, mul, concat, crop) "
+                        "and of a block's tensor parameters", "name its output first: t = ... -> ..., and pass t",
+                        span=expr.span)
     raise TypeError(f"not an expression: {expr!r}")
 
 

@@ -40,7 +40,8 @@ REQUIRED = [
     "duplicate_label", "duplicate_tensor", "duplicate_block", "undefined_tensor", "merge_unknown_tensor",
     "tensor_mid_chain", "self_recursive_block", "cyclic_blocks", "use_cycle", "use_missing_file", "empty",
     "sizes_overflow", "sizes_overflow_params", "input_in_block", "two_inputs", "no_input", "no_network",
-    "arithmetic_not_whole", "repeat_zero", "in_misuse", "train_errors", "warning_unused_tensor", "many_errors",
+    "arithmetic_not_whole", "repeat_negative", "in_misuse",
+    "concat_needs_crop", "block_tensor_argument", "unknown_layer_elsewhere", "train_errors", "warning_unused_tensor", "many_errors",
 ]
 
 

@@ -74,12 +74,36 @@ EXAMPLES: dict[str, Example] = {
     "global_avgpool": Example(IMAGE, "conv(3, k=3, p=1) -> global_avgpool -> flatten -> fc(2)"),
     "global_maxpool": Example(IMAGE, "conv(3, k=3, p=1) -> global_maxpool -> flatten -> fc(2)"),
     "upsample": Example(IMAGE, "conv(2, k=1) -> upsample(scale=2) -> conv(2, k=1) -> upsample(mode=bilinear)"),
+    "relu6": Example(IMAGE, "conv(3, k=1) -> relu6 -> conv(2, k=1)"),
+    "hardsigmoid": Example(IMAGE, "conv(3, k=1) -> hardsigmoid -> conv(2, k=1)"),
+    "hardswish": Example(IMAGE, "conv(3, k=1) -> hardswish -> conv(2, k=1)"),
+    "silu": Example(IMAGE, "conv(3, k=1) -> silu -> conv(2, k=1)"),
+    "gelu": Example(IMAGE, "conv(3, k=1) -> gelu -> conv(3, k=1) -> gelu(approximate=tanh) -> conv(2, k=1)"),
+    "elu": Example(IMAGE, "conv(3, k=1) -> elu(alpha=0.5) -> conv(2, k=1)"),
+    "softplus": Example(IMAGE, "conv(3, k=1) -> softplus -> conv(3, k=1) -> softplus(beta=2, threshold=1) -> conv(2, k=1)"),
+    "layernorm": Example(IMAGE, "conv(3, k=3, p=1) -> layernorm -> conv(2, k=1) -> flatten -> fc(4) -> layernorm"),
+    "groupnorm": Example(IMAGE, "conv(4, k=3, p=1) -> groupnorm(2) -> conv(2, k=1) -> flatten -> fc(4) -> groupnorm(2)"),
+    "scale": Example(IMAGE, "conv(3, k=1) -> scale(init=0.5) -> conv(2, k=1) -> flatten -> fc(3) -> scale(init=2)"),
+    "drop_path": Example(IMAGE, "conv(3, k=1) -> drop_path(0.5) -> conv(2, k=1)"),
+    "channel_shuffle": Example(IMAGE, "conv(4, k=1) -> channel_shuffle(2) -> conv(2, k=1, groups=2)"),
+    "adaptive_avgpool": Example(IMAGE, "conv(3, k=1) -> adaptive_avgpool(3) -> conv(3, k=1) -> adaptive_avgpool(2)"
+                                       " -> conv(2, k=1)"),
     "lstm": Example(SEQUENCE, "lstm(3) -> lstm(2, sequences=false)"),
     "rnn": Example(SEQUENCE, "rnn(3) -> rnn(2, sequences=false)"),
     # merges take named tensors: two branches, joined, then a layer with parameters
     "add": Example(IMAGE, "a = x -> conv(2, k=1)\n    b = a -> conv(2, k=3, p=1)\n"
                           "    c = add(a, b)\n    add(a, b, c) -> conv(2, k=1)"),
     "concat": Example(IMAGE, "a = x -> conv(2, k=1)\n    b = x -> conv(3, k=3, p=1)\n    concat(a, b) -> conv(2, k=1)"),
+    # a per-channel gate broadcast over the map, and a sum broadcast the same way
+    "mul": Example(IMAGE, "a = x -> conv(2, k=1)\n    s = a -> global_avgpool -> conv(2, k=1) -> sigmoid\n"
+                          "    b = mul(a, s)\n    add(b, s) -> mul(a) -> conv(2, k=1)"),
+    # pieces of the channels, each read by a layer with parameters; a centre crop to another map's size
+    "chunk": Example(IMAGE, "a, b = x -> conv(4, k=1) -> chunk(2)\n    c = b -> conv(2, k=3, p=1)\n"
+                            "    concat(c, a) -> conv(2, k=1)"),
+    "split": Example(IMAGE, "a, b, c = x -> conv(6, k=1) -> split([1, 3, 2])\n    d = b -> conv(2, k=1)\n"
+                            "    concat(a, d, c) -> conv(2, k=1)"),
+    "crop": Example(IMAGE, "a = x -> conv(2, k=3)\n    b = x -> conv(3, k=1) -> crop(like=a)\n"
+                           "    concat(a, b) -> conv(2, k=1)"),
 }
 
 

@@ -43,6 +43,10 @@ def old_rule(layer: Layer, suffix: str, shape, scheme: str, rng) -> np.ndarray:
         return (np.ones if suffix in ("weight", "running_var") else np.zeros)(shape, dtype=np.float32)
     if layer.kind == "prelu":
         return np.full(shape, layer.a.init, dtype=np.float32)
+    if layer.kind in ("layernorm", "groupnorm"):  # kinds added since: γ at one, β at zero, as batch norm
+        return (np.ones if suffix == "weight" else np.zeros)(shape, dtype=np.float32)
+    if layer.kind == "scale":  # added since: every factor at its argument
+        return np.full(shape, layer.a.init, dtype=np.float32)
     if suffix.startswith("bias") or len(shape) < 2:
         return np.zeros(shape, dtype=np.float32)
     fan_in = int(np.prod(shape[1:]))

@@ -159,6 +159,7 @@ def test_minimize_keeps_the_last_iterate_when_interrupted():
 
 @pytest.mark.parametrize("body, train, says", [
     ("    input x[8]\n    fc(8) -> dropout(p=0.5)\n    fc(1)", "", "dropout"),
+    ("    input x[8]\n    fc(8) -> drop_path(0.1)\n    fc(1)", "", "drop_path \\(drop_path1\\) draws new masks"),
     ("    input x[8]\n    fc(8) -> batchnorm -> relu\n    fc(1)", "", "batch norm"),
     ("    input x[8]\n    fc(1)", "    schedule cosine()", "schedule"),
     ("    input x[8]\n    fc(1)", "    early_stopping(patience=2)", "early_stopping"),

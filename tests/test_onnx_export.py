@@ -19,6 +19,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 from i2dl_dsl.cli.compile import main as compile_main
 from i2dl_dsl.checker import CheckedNetwork, check
 from i2dl_dsl.diagnostics import UserError
+from i2dl_dsl.names import layer_output
 from i2dl_dsl.lowering import export
 from i2dl_dsl.lowering.export import parameter_shapes, save_model, to_onnx
 from i2dl_dsl.lowering.weights import read_weights
@@ -92,11 +93,12 @@ def test_zoo_shape_inference_agrees_with_checker(path):
     net, model = exported(path)
     inferred = shape_inference.infer_shapes(without_value_info(model), strict_mode=True)
     found = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.output)}
-    layers = [n for n in net.analysis.order if n != net.input]
-    wrong = {n: dims(found[n]) if n in found else None for n in layers
-             if n not in found or dims(found[n]) != ["N", *net.analysis.shapes[n]]}
+    initializers = {t.name for t in model.graph.initializer}
+    layers = {n: layer_output(n, initializers) for n in net.analysis.order if n != net.input}
+    wrong = {n: dims(found[t]) if t in found else None for n, t in layers.items()
+             if t not in found or dims(found[t]) != ["N", *net.analysis.shapes[n]]}
     assert wrong == {}
-    assert all(found[n].type.tensor_type.elem_type == TensorProto.FLOAT for n in layers)
+    assert all(found[t].type.tensor_type.elem_type == TensorProto.FLOAT for t in layers.values())
 
 
 @pytest.mark.parametrize("path", ZOO, ids=zoo_id)
@@ -115,7 +117,8 @@ def test_zoo_declares_every_intermediate_tensor(path):
 def test_zoo_layer_outputs_carry_checker_shapes(path):
     net, model = exported(path)
     declared = {v.name: dims(v) for v in (*model.graph.value_info, *model.graph.output)}
-    assert {n: declared.get(n) for n in net.analysis.order if n != net.input} == \
+    initializers = {t.name for t in model.graph.initializer}
+    assert {n: declared.get(layer_output(n, initializers)) for n in net.analysis.order if n != net.input} == \
         {n: ["N", *net.analysis.shapes[n]] for n in net.analysis.order if n != net.input}
 
 

@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference  # noqa: E40
 
 from i2dl_dsl.checker import check  # noqa: E402
 from i2dl_dsl.elaborate import layer_node  # noqa: E402
+from i2dl_dsl.names import layer_output  # noqa: E402
 from i2dl_dsl.lowering.export import DEFAULT_OPSET, parameter_shapes, to_onnx  # noqa: E402
 from i2dl_dsl.runtime import create_session  # noqa: E402
 from helpers import random_weights  # noqa: E402
@@ -98,6 +99,22 @@ def batchnorm(name, eps=1e-5):
 
 def linear(name):
     return lambda x, p: F.linear(x, p[f"{name}.weight"], p.get(f"{name}.bias"))
+
+
+def layer_norm(name, features, eps=1e-5):
+    return lambda x, p: F.layer_norm(x, (features,), p[f"{name}.weight"], p[f"{name}.bias"], eps)
+
+
+def layer_norm_2d(name, eps):
+    """ConvNeXt's LayerNorm2d: channels last, LayerNorm over them, back."""
+    def f(x, p):
+        last = x.permute(0, 2, 3, 1)
+        return F.layer_norm(last, (x.shape[1],), p[f"{name}.weight"], p[f"{name}.bias"], eps).permute(0, 3, 1, 2)
+    return f
+
+
+def group_norm(name, groups, eps=1e-5):
+    return lambda x, p: F.group_norm(x, groups, p[f"{name}.weight"], p[f"{name}.bias"], eps)
 
 
 def prelu_per_channel(name):
@@ -258,6 +275,33 @@ CASES = [
     Case("softmax-image", IMAGE, "l: softmax", lambda x, p: F.softmax(x, dim=1)),
     Case("softmax-vector", VEC, "l: softmax", lambda x, p: F.softmax(x, dim=1)),
     Case("softmax-sequence", SEQ, "l: softmax", lambda x, p: F.softmax(x, dim=2)),
+    Case("relu6", IMAGE, "l: relu6", lambda x, p: F.relu6(x)),
+    Case("hardsigmoid", IMAGE, "l: hardsigmoid", lambda x, p: F.hardsigmoid(x)),
+    Case("hardswish", SEQ, "l: hardswish", lambda x, p: F.hardswish(x)),
+    Case("silu", VEC, "l: silu", lambda x, p: F.silu(x)),
+    Case("gelu", IMAGE, "l: gelu", lambda x, p: F.gelu(x)),
+    Case("gelu-tanh", SEQ, "l: gelu(approximate=tanh)", lambda x, p: F.gelu(x, approximate="tanh")),
+    Case("elu", IMAGE, "l: elu", lambda x, p: F.elu(x)),
+    Case("elu-alpha", VEC, "l: elu(alpha=0.3)", lambda x, p: F.elu(x, 0.3)),
+    Case("softplus", IMAGE, "l: softplus", lambda x, p: F.softplus(x)),
+    Case("softplus-beta-threshold", VEC, "l: softplus(beta=2, threshold=1)", lambda x, p: F.softplus(x, 2, 1)),
+    # per-sample norms, layer scale, stochastic depth, shuffles, adaptive pools
+    Case("layernorm-vector", VEC, "l: layernorm", layer_norm("l", 12)),
+    Case("layernorm-sequence", SEQ, "l: layernorm(eps=0.01)", layer_norm("l", 6, eps=0.01)),
+    Case("layernorm-image", IMAGE, "l: layernorm(eps=1e-6)", layer_norm_2d("l", 1e-6)),
+    Case("groupnorm-image", IMAGE, "l: groupnorm(2)", group_norm("l", 2)),
+    Case("groupnorm-depthwise", ODD, "l: groupnorm(4, eps=0.001)", group_norm("l", 4, 1e-3)),
+    Case("groupnorm-vector", VEC, "l: groupnorm(3)", group_norm("l", 3)),
+    Case("scale-image", IMAGE, "l: scale", lambda x, p: x * p["l"]),
+    Case("scale-sequence", SEQ, "l: scale(init=0.5)", lambda x, p: x * p["l"]),
+    Case("drop-path", IMAGE, "l: drop_path(0.3)", lambda x, p: x),
+    Case("channel-shuffle", IMAGE, "l: channel_shuffle(2)", lambda x, p: F.channel_shuffle(x, 2)),
+    Case("adaptive-avgpool-divisible", IMAGE, "l: adaptive_avgpool(4)", lambda x, p: F.adaptive_avg_pool2d(x, 4)),
+    Case("adaptive-avgpool-one", ODD, "l: adaptive_avgpool(1)", lambda x, p: F.adaptive_avg_pool2d(x, 1)),
+    Case("adaptive-avgpool-uneven", ODD, "l: adaptive_avgpool([3, 5])", lambda x, p: F.adaptive_avg_pool2d(x, (3, 5))),
+    Case("adaptive-avgpool-larger", ODD, "l: adaptive_avgpool([9, 2])", lambda x, p: F.adaptive_avg_pool2d(x, (9, 2))),
+    Case("fc-sequence", SEQ, "l: fc(5)", linear("l")),
+    Case("fc-sequence-no-bias", SEQ, "l: fc(5, bias=false)", linear("l")),
     # recurrent
     Case("lstm-sequences", SEQ, "l: lstm(7)", recurrent("lstm", "l", 6, 7, True)),
     Case("lstm-last", SEQ, "l: lstm(7, sequences=false)", recurrent("lstm", "l", 6, 7, False)),
@@ -284,6 +328,28 @@ CASES = [
          lambda x, p: torch.cat([F.relu(x), recurrent("lstm", "lstm1", 6, 3, True)(x, p)], dim=2)),
     Case("concat-block", IMAGE, "concat {\n branch { conv(3, k=1) }\n branch { maxpool(k=3, s=1, p=1) }\n}",
          lambda x, p: torch.cat([conv("branch1.conv1")(x, p), F.max_pool2d(x, 3, 1, 1)], dim=1)),
+    # broadcasting merges: [C, 1, 1] against [C, H, W]; a lower rank is aligned from the last axis
+    Case("mul-per-channel", IMAGE, "s = x -> global_avgpool -> conv(4, k=1) -> sigmoid\nmul(x, s)",
+         lambda x, p: x * torch.sigmoid(conv("conv1")(F.adaptive_avg_pool2d(x, 1), p))),
+    Case("mul-in-chain", IMAGE, "s = x -> global_maxpool\nx -> tanh -> mul(s)",
+         lambda x, p: torch.tanh(x) * F.adaptive_max_pool2d(x, 1)),
+    Case("add-broadcast", IMAGE, "s = x -> global_avgpool -> conv(4, k=1)\nadd(s, x)",
+         lambda x, p: conv("conv1")(F.adaptive_avg_pool2d(x, 1), p) + x),
+    Case("mul-lower-rank", SEQ, "s = x -> flatten -> fc(6)\nmul(x, s, x)",
+         lambda x, p: x * linear("fc1")(torch.flatten(x, 1), p)[:, None, :] * x),
+    Case("add-three-broadcast", IMAGE, "a = x -> global_avgpool\nb = x -> conv(1, k=1)\nadd(x, a, b)",
+         lambda x, p: x + F.adaptive_avg_pool2d(x, 1) + conv("conv1")(x, p)),
+    # pieces and crops
+    Case("chunk-image", IMAGE, "a, b = x -> chunk(2)\nconcat(b, a)",
+         lambda x, p: torch.cat(torch.chunk(x, 2, dim=1)[::-1], dim=1)),
+    Case("chunk-sequence", SEQ, "a, b, c = x -> chunk(3)\nadd(a, c) -> mul(b)",
+         lambda x, p: (lambda a, b, c: (a + c) * b)(*torch.chunk(x, 3, dim=2))),
+    Case("split-vector", VEC, "a, b = x -> split([5, 7])\nb -> fc(5) -> add(a)",
+         lambda x, p: linear("fc1")(torch.split(x, [5, 7], dim=1)[1], p) + x[:, :5]),
+    Case("crop-even", IMAGE, "u = x -> conv(2, k=5)\ncrop(x, like=u)", lambda x, p: x[:, :, 2:6, 2:6]),
+    # an odd surplus: the extra row and column are cut at the end
+    Case("crop-odd", ODD, "u = x -> conv(2, k=[2, 4])\nx -> relu -> crop(like=u)",
+         lambda x, p: F.relu(x)[:, :, 0:6, 1:5]),
 ]
 
 
@@ -302,12 +368,14 @@ def test_layer_matches_pytorch(tmp_path, case):
 
 # Cases that use the ONNX ops with a new version between opsets 18 and 22
 # (pools, Resize, Conv, ConvTranspose, LSTM, RNN, Reshape, ReduceMax,
-# Squeeze, Transpose, Identity, Dropout), and a few that do not.
+# Squeeze, Transpose, Identity, Dropout, Gelu), and a few that do not.
 OTHER_OPSET_CASES = [c for c in CASES if c.id in {
     "conv-ceil-padded", "upconv-output-padding", "upsample-nearest", "upsample-bilinear",
     "maxpool-ceil-last-window-dropped", "avgpool-ceil-padded", "avgpool-ceil-padded-exclude", "global-avgpool",
     "global-maxpool", "batchnorm-image", "prelu-per-channel-image", "maxout-image", "softmax-sequence",
-    "lstm-stacked", "rnn-last", "dropout-image", "add-three"}]
+    "lstm-stacked", "rnn-last", "dropout-image", "add-three",
+    # Gelu is an op from opset 20: composed before it
+    "gelu", "gelu-tanh", "layernorm-image", "groupnorm-image", "adaptive-avgpool-uneven", "channel-shuffle"}]
 
 
 @pytest.mark.parametrize("opset", [18, 22])
@@ -329,10 +397,12 @@ def test_onnx_shape_inference_gives_the_checker_shapes(tmp_path, case):
     net, model = export(tmp_path, case)
     inferred = shape_inference.infer_shapes(without_value_info(model), strict_mode=True)
     found = {v.name: v.type.tensor_type for v in (*inferred.graph.value_info, *inferred.graph.output)}
-    got = {n: [d.dim_param or d.dim_value for d in found[n].shape.dim] if n in found else None
-           for n in net.analysis.order if n != net.input}
+    initializers = {t.name for t in model.graph.initializer}  # a scale layer's output is <layer>/out
+    tensors = {n: layer_output(n, initializers) for n in net.analysis.order if n != net.input}
+    got = {n: [d.dim_param or d.dim_value for d in found[t].shape.dim] if t in found else None
+           for n, t in tensors.items()}
     assert got == {n: ["N", *net.analysis.shapes[n]] for n in got}
-    assert {found[n].elem_type for n in got} == {TensorProto.FLOAT}
+    assert {found[t].elem_type for t in tensors.values()} == {TensorProto.FLOAT}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -14,6 +14,7 @@ ConstantOfShape) never reach the table; nor do ops with no inputs (Constant).
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import onnx
@@ -134,6 +135,54 @@ def _where_rule(ctx: GradContext, node: onnx.NodeProto, grads: list[Grad]) -> li
     return [None, _where(ctx, cond, g, 0.0), _where(ctx, cond, 0.0, g)]
 
 
+def _hard_sigmoid(ctx: GradContext, node: onnx.NodeProto, grads: list[Grad]) -> list[Grad]:
+    x, g = node.input[0], grads[0]
+    alpha, beta = ctx.attr(node, "alpha", 0.2), ctx.attr(node, "beta", 0.5)
+    z = ctx.op("Add", [_mul(ctx, x, ctx.const(alpha)), ctx.const(beta)])
+    inside = ctx.op("And", [_positive(ctx, z), ctx.op("Less", [z, ctx.const(1.0)])])
+    return [_masked(ctx, inside, _mul(ctx, g, ctx.const(alpha)))]
+
+
+def _hard_swish(ctx: GradContext, x: str, y: str, g: str) -> str:
+    """dx = g·(x/3 + ½) on [-3, 3], g above it, 0 below (PyTorch's hardswish_backward)."""
+    slope = ctx.op("Add", [_mul(ctx, x, ctx.const(1.0 / 3.0)), ctx.const(0.5)])
+    slope = _where(ctx, ctx.op("Greater", [x, ctx.const(3.0)]), 1.0, slope)
+    return _masked(ctx, ctx.op("GreaterOrEqual", [x, ctx.const(-3.0)]), _mul(ctx, g, slope))
+
+
+def _elu(ctx: GradContext, node: onnx.NodeProto, grads: list[Grad]) -> list[Grad]:
+    (x,), y, g = node.input, node.output[0], grads[0]
+    alpha = ctx.const(ctx.attr(node, "alpha", 1.0))
+    return [_where(ctx, _positive(ctx, x), g, _mul(ctx, g, ctx.op("Add", [y, alpha])))]  # y + α = α·eˣ below 0
+
+
+def _erf(ctx: GradContext, x: str, y: str, g: str) -> str:
+    gauss = ctx.op("Exp", [ctx.op("Neg", [_mul(ctx, x, x)])])
+    return _mul(ctx, g, gauss, ctx.const(2.0 / math.sqrt(math.pi)))
+
+
+def _gelu(ctx: GradContext, node: onnx.NodeProto, grads: list[Grad]) -> list[Grad]:
+    x, g = node.input[0], grads[0]
+    if ctx.attr(node, "approximate", "none") == "tanh":
+        return [_mul(ctx, g, _gelu_tanh_slope(ctx, x))]
+    cdf = _mul(ctx, ctx.op("Add", [ctx.op("Erf", [_mul(ctx, x, ctx.const(math.sqrt(0.5)))]), ctx.const(1.0)]),
+               ctx.const(0.5))
+    pdf = _mul(ctx, ctx.op("Exp", [_mul(ctx, x, x, ctx.const(-0.5))]), ctx.const(1.0 / math.sqrt(2 * math.pi)))
+    return [_mul(ctx, g, ctx.op("Add", [cdf, _mul(ctx, x, pdf)]))]
+
+
+def _gelu_tanh_slope(ctx: GradContext, x: str) -> str:
+    """d/dx ½x(1 + t), t = tanh(u), u = k(x + c·x³): ½(1 + t) + ½x(1 - t²)·k(1 + 3c·x²)."""
+    k, c = math.sqrt(2.0 / math.pi), 0.044715
+    square = _mul(ctx, x, x)
+    u = _mul(ctx, ctx.op("Add", [x, _mul(ctx, square, x, ctx.const(c))]), ctx.const(k))
+    t = ctx.op("Tanh", [u])
+    du = _mul(ctx, ctx.op("Add", [_mul(ctx, square, ctx.const(3 * c)), ctx.const(1.0)]), ctx.const(k))
+    sech2 = ctx.op("Sub", [ctx.const(1.0), _mul(ctx, t, t)])
+    half = ctx.const(0.5)
+    return ctx.op("Add", [_mul(ctx, ctx.op("Add", [t, ctx.const(1.0)]), half), _mul(ctx, x, sech2, du, half)])
+
+
 RULES: dict[str, Rule] = {
     # --- elementwise, one input ---
     "Identity": linear(lambda c, n, g: g),  # dx = g
@@ -149,6 +198,11 @@ RULES: dict[str, Rule] = {
     "Sigmoid": unary(lambda c, x, y, g: _mul(c, g, y, c.op("Sub", [c.const(1.0), y]))),  # dx = g·y·(1 - y)
     "Tanh": unary(lambda c, x, y, g: _mul(c, g, c.op("Sub", [c.const(1.0), _mul(c, y, y)]))),  # dx = g·(1 - y²)
     "Softplus": unary(lambda c, x, y, g: _mul(c, g, c.op("Sigmoid", [x]))),  # dx = g·σ(x)
+    "HardSigmoid": _hard_sigmoid,  # dx = g·α·[0 < αx + β < 1]
+    "HardSwish": unary(_hard_swish),  # dx = g·(x/3 + ½)·[-3 ≤ x ≤ 3] + g·[x > 3]
+    "Elu": _elu,  # dx = g·[x > 0] + g·(y + α)·[x ≤ 0]
+    "Erf": unary(_erf),  # dx = g·2/√π·e^(-x²)
+    "Gelu": _gelu,  # dx = g·(Φ(x) + x·φ(x)); approximate=tanh: the tanh formula's derivative
     "Clip": _clip,  # dx = g·[min ≤ x ≤ max]; dmin = g·[x < min]; dmax = g·[x > max]
     # --- elementwise, broadcasting ---
     "Add": binary(lambda c, a, b, y, g: g, lambda c, a, b, y, g: g),  # da = g, db = g
@@ -174,7 +228,8 @@ RULES: dict[str, Rule] = {
     "Gemm": rules_nn.gemm,  # y = α·A'B' + β·C: dA' = α·g·B'ᵀ, dB' = α·A'ᵀ·g, dC = β·g
     "Softmax": rules_nn.softmax,  # dx = y·(g - Σ_axis g·y)
     "LogSoftmax": rules_nn.log_softmax,  # dx = g - exp(y)·Σ_axis g
-    "BatchNormalization": rules_nn.batch_norm,  # dx = γ/σ_B·(g - mean g - x̂·mean(g·x̂)), dγ = Σg·x̂, dβ = Σg
+    "BatchNormalization": rules_nn.batch_norm,
+    "LayerNormalization": rules_nn.layer_norm,  # dx = s·(ĝ - mean ĝ - x̂·mean(ĝ·x̂)), ĝ = γ·g; dγ = g·x̂, dβ = g  # dx = γ/σ_B·(g - mean g - x̂·mean(g·x̂)), dγ = Σg·x̂, dβ = Σg
     "SoftmaxCrossEntropyLoss": rules_nn.softmax_cross_entropy,  # dscores = (softmax - onehot)·w·g / Σw
     # --- convolutions, pooling, resizing ---
     "Conv": rules_conv.conv,  # dx = convᵀ(g, W); dW = corr(x, g) over the batch; db = Σ g

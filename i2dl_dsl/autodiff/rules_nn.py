@@ -181,3 +181,31 @@ def _per_channel(ctx: GradContext, t: str, scale: str | None, shift: str | None)
     if scale is not None:
         t = ctx.op("Mul", [t, ctx.op("Reshape", [scale, per_channel])])
     return ctx.op("Add", [t, ctx.op("Reshape", [shift, per_channel])]) if shift is not None else t
+
+
+def layer_norm(ctx: GradContext, node: onnx.NodeProto, grads: Grads) -> Grads:
+    """Over the axes from `axis` on, per sample: x̂ = (x - μ)·s, s = 1/√(σ² + ε),
+    y = γ·x̂ + β. With ĝ = γ·g: dx = s·(ĝ - mean ĝ - x̂·mean(ĝ·x̂)); dγ = g·x̂ and
+    dβ = g, at the output's shape (the driver sums them to γ's and β's).
+    μ and s are recomputed: the op's optional outputs are in its stash type,
+    not necessarily the loss's."""
+    if any(g is not None for g in grads[1:]):
+        raise NotDifferentiable("the Mean and InvStdDev outputs carry no gradient")
+    x, scale, g = node.input[0], node.input[1], grads[0]
+    if g is None:
+        return [None] * len(node.input)
+    rank = ctx.rank(x)
+    axis = ctx.attr(node, "axis", -1) % rank
+    axes = ctx.ints(list(range(axis, rank)))
+    centred = ctx.op("Sub", [x, ctx.op("ReduceMean", [x, axes], keepdims=1)])
+    variance = ctx.op("ReduceMean", [ctx.op("Mul", [centred, centred]), axes], keepdims=1)
+    epsilon = ctx.const(ctx.attr(node, "epsilon", 1e-5))
+    inv_std = ctx.op("Reciprocal", [ctx.op("Sqrt", [ctx.op("Add", [variance, epsilon])])])
+    normed = ctx.op("Mul", [centred, inv_std])
+    scaled = ctx.op("Mul", [g, scale])
+    mean_g = ctx.op("ReduceMean", [scaled, axes], keepdims=1)
+    mean_gx = ctx.op("ReduceMean", [ctx.op("Mul", [scaled, normed]), axes], keepdims=1)
+    inner = ctx.op("Sub", [ctx.op("Sub", [scaled, mean_g]), ctx.op("Mul", [normed, mean_gx])])
+    dx = ctx.op("Mul", [inner, inv_std])
+    d_bias = [g if node.input[2] else None] if len(node.input) > 2 else []
+    return [dx, ctx.op("Mul", [g, normed]), *d_bias]

@@ -12,8 +12,10 @@ its `LayerNode` record (`layer_node(graph, name)`), and graph attributes
 
 The pieces, by job: `scope` (namespaces and names), `expand` (chains,
 blocks, repetitions, residual and concat), `build` (nodes and their
-arguments), `inputs` (the input statement), `report` (each mistake once),
-`network` (the whole network), `node` (the node record).
+arguments), `arguments` (a block call's numbers and tensors),
+`tensor_params` (which block parameters are tensors), `unknown` (what to
+say of a name that is no layer), `inputs` (the input statement), `report`
+(each mistake once), `network` (the whole network), `node` (the node record).
 """
 
 from __future__ import annotations

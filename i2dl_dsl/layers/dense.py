@@ -1,6 +1,7 @@
 """`fc` (fully connected, PyTorch Linear) and `flatten`.
 
-fc:  params = in·out + out,  MACs = in·out;  weight layout [out, in]
+fc:  params = in·out + out,  MACs = in·out (T·in·out on a sequence);  weight layout [out, in]
+     On a sequence [T, in] it applies to every step: [T, out], as PyTorch's Linear.
 """
 
 from __future__ import annotations
@@ -22,28 +23,29 @@ class FC(Layer):
         if len(shape) == 3:
             raise UserError(f"needs a flat input [F], got {fmt_shape(shape)}",
                             f"insert `flatten` before it (giving [{numel(shape)}]), or global_avgpool -> flatten")
-        if len(shape) == 2:
-            raise UserError(f"needs a flat input [F], got the sequence {fmt_shape(shape)}",
-                            "use lstm(..., sequences=false) or rnn(..., sequences=false) to keep the last step, "
-                            "or flatten")
-        return (self.a.out,)
+        return (shape[0], self.a.out) if len(shape) == 2 else (self.a.out,)
 
     def params(self, inputs, output):
-        weight = (self.a.out, inputs[0][0])
+        weight = (self.a.out, inputs[0][-1])
         return {"weight": weight, "bias": (self.a.out,)} if self.a.bias else {"weight": weight}
 
     def inits(self):
         return {"weight": FAN_IN, "bias": ZEROS}
 
     def macs(self, inputs, output):
-        return inputs[0][0] * self.a.out
+        steps = inputs[0][0] if len(inputs[0]) == 2 else 1
+        return steps * inputs[0][-1] * self.a.out
 
     def receptive_field(self, fields, inputs, output):
         return None
 
     def lower(self, g, inputs):
-        operands = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.a.bias else [])
-        return g.op("Gemm", operands, transB=1)
+        x, shape = inputs[0], g.input_shapes[0]
+        if len(shape) == 2:  # every step at once: [N·T, in] through one Gemm, then [N, T, out]
+            x = g.op("Reshape", [x, g.const([-1, shape[1]], hint="steps")])
+        operands = [x, g.param("weight")] + ([g.param("bias")] if self.a.bias else [])
+        y = g.op("Gemm", operands, transB=1)
+        return y if len(shape) == 1 else g.op("Reshape", [y, g.const([-1, shape[0], self.a.out], hint="shape")])
 
 
 @register

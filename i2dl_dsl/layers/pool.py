@@ -1,6 +1,10 @@
-"""Pooling: `maxpool`, `avgpool` and their global forms.
+"""Pooling: `maxpool`, `avgpool`, their global forms, and `adaptive_avgpool`.
 
     out = (N - K + 2P)/S + 1   (S defaults to K, as in PyTorch)
+
+adaptive_avgpool(size): output i of an axis of N inputs averages inputs
+⌊i·N/out⌋ to ⌈(i+1)·N/out⌉ - 1 (PyTorch AdaptiveAvgPool2d), for any out,
+divisible or not, larger than N or not.
 
 Pools have no parameters and no multiply-adds.
 """
@@ -8,7 +12,11 @@ Pools have no parameters and no multiply-adds.
 from __future__ import annotations
 
 from ..diagnostics import UserError
-from .base import Bool, Layer, Shape, P, register
+from fractions import Fraction
+
+import numpy as np
+
+from .base import Bool, Layer, Pair, Shape, P, register
 from .window import ROUND, check_spatial, onnx_pads, resolve_padding, window_args, window_output
 
 
@@ -87,8 +95,6 @@ class AvgPool(_Pool):
     @staticmethod
     def _taps(out: int, k: int, s: int, padded: int):
         """How many of each window's k taps lie within the input and its declared padding."""
-        import numpy as np
-
         starts = np.arange(out) * s
         return np.minimum(starts + k, padded) - starts
 
@@ -121,3 +127,48 @@ class GlobalMaxPool(_GlobalPool):
 
     def lower(self, g, inputs):
         return g.op("GlobalMaxPool", inputs)
+
+
+def adaptive_windows(n: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive windows along one axis: [⌊i·n/out⌋, ⌈(i+1)·n/out⌉)."""
+    return [(i * n // out, -(-(i + 1) * n // out)) for i in range(out)]
+
+
+@register
+class AdaptiveAvgPool(Layer):
+    kind = "adaptive_avgpool"
+    prefix = "pool"
+    family = "pool"
+    title = "adaptive average pool"
+    doc = "average pooling to a given output size (PyTorch AdaptiveAvgPool2d)"
+    signature = (P("size", Pair(), doc="output size: an int for both axes, or [h, w]"),)
+
+    def infer(self, inputs: list[Shape]) -> Shape:
+        c, _, _ = check_spatial(self.kind, inputs)
+        return (c, *self.a.size)
+
+    def receptive_field(self, fields, inputs, output):
+        if fields[0] is None:
+            return None
+        sizes = inputs[0][1:]
+        widest = tuple(max(e - b for b, e in adaptive_windows(n, o)) for n, o in zip(sizes, self.a.size))
+        return fields[0].window(widest, tuple(Fraction(n, o) for n, o in zip(sizes, self.a.size)))
+
+    def lower(self, g, inputs):
+        (h, w), (oh, ow) = g.input_shapes[0][1:], self.a.size
+        if (oh, ow) == (1, 1):
+            return g.op("GlobalAveragePool", inputs)
+        if h % oh == 0 and w % ow == 0:  # equal windows that tile the map: a plain average pool
+            k = [h // oh, w // ow]
+            return g.op("AveragePool", inputs, kernel_shape=k, strides=k)
+        # Unequal or overlapping windows: y = A_h · x · A_wᵀ, A the [out, n]
+        # matrix of each window's 1/size over its inputs.
+        rows = g.op("MatMul", [inputs[0], g.const(self._averaging(w, ow).T, dtype="float32", hint="columns")])
+        return g.op("MatMul", [g.const(self._averaging(h, oh), dtype="float32", hint="rows"), rows])
+
+    @staticmethod
+    def _averaging(n: int, out: int) -> np.ndarray:
+        matrix = np.zeros((out, n))
+        for i, (begin, end) in enumerate(adaptive_windows(n, out)):
+            matrix[i, begin:end] = 1.0 / (end - begin)
+        return matrix

@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..layers.declarations import RandomInput
+from ..names import tensor_name
 from .graph import Builder, Graph
 
 BATCH = "N"
@@ -29,6 +30,7 @@ class LoweringGraph(Graph):
 
     init_param: Callable[[str, str, tuple[int, ...]], np.ndarray]
     training: bool = False
+    opset: int = 21  # the model's opset: a lowering may use an op only from the opset that has it
     value_infos: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
     # Training mode only: new values of buffers (batch-norm running
     # statistics), and per-step random inputs (dropout masks) as their layers
@@ -55,11 +57,12 @@ class LayerBuilder(Builder):
         self.input_shapes = input_shapes
         self.output_shape = output_shape
         self.training = graph.training
+        self.opset = graph.opset
 
     def param(self, suffix: str) -> str:
         """The initializer `<layer>.<suffix>` (a parameter or buffer the layer
         declared), filled from the given weights or by the init scheme."""
-        name = f"{self.name}.{suffix}"
+        name = tensor_name(self.name, suffix)
         if name not in self.graph.initializers:
             shape = tuple(self.param_shapes[suffix])
             self.graph.initializer(name, self.graph.init_param(self.name, suffix, shape))
@@ -67,13 +70,13 @@ class LayerBuilder(Builder):
 
     def buffer_update(self, suffix: str, tensor: str) -> None:
         """Training mode: `tensor` is the new value of the buffer `<layer>.<suffix>`."""
-        self.graph.buffer_updates[f"{self.name}.{suffix}"] = tensor
+        self.graph.buffer_updates[tensor_name(self.name, suffix)] = tensor
 
     def random_input(self, suffix: str, draw: RandomInput) -> str:
         """Training mode: a graph input `<layer>.<suffix>` that the training
         loop fills each step as `draw` (a layers.declarations.RandomInput the layer
         declares) says."""
-        name = f"{self.name}.{suffix}"
+        name = tensor_name(self.name, suffix)
         self.graph.names.add(name)
         self.graph.random_inputs[name] = draw
         return name

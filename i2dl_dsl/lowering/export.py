@@ -19,6 +19,7 @@ from ..checker import CheckedNetwork
 from ..diagnostics import Span, UserError
 from ..elaborate import layer_node
 from ..files import temporary_beside
+from ..names import layer_output, tensor_name
 from ..reading import require_memory
 from .builder import BATCH, LayerBuilder, LoweringGraph
 from .graph import rename
@@ -45,14 +46,14 @@ def parameter_shapes(net: CheckedNetwork) -> dict[str, tuple[int, ...]]:
     shapes = {}
     for layer in a.order:
         for suffix, shape in {**a.params.get(layer, {}), **a.buffers.get(layer, {})}.items():
-            shapes[f"{layer}.{suffix}"] = tuple(shape)
+            shapes[tensor_name(layer, suffix)] = tuple(shape)
     return shapes
 
 
 def buffer_names(net: CheckedNetwork) -> set[str]:
     """The full names of the network's buffers (batch-norm running statistics):
     tensors with values, but no gradient and no optimizer state."""
-    return {f"{layer}.{suffix}" for layer, buffers in net.analysis.buffers.items() for suffix in buffers}
+    return {tensor_name(layer, suffix) for layer, buffers in net.analysis.buffers.items() for suffix in buffers}
 
 
 def export_bytes(net: CheckedNetwork) -> int:
@@ -86,10 +87,10 @@ def lower_network(net: CheckedNetwork, opset: int = DEFAULT_OPSET, weights: dict
     scheme = initializer(net.graph, init, seed)
 
     def init_param(layer: str, suffix: str, shape: tuple[int, ...]) -> np.ndarray:
-        name = f"{layer}.{suffix}"
+        name = tensor_name(layer, suffix)
         return given[name] if name in given else scheme(layer, suffix, shape)
 
-    builder = LoweringGraph(init_param, training)
+    builder = LoweringGraph(init_param, training, opset=opset)
     tensors = _lower_layers(net, builder)
     return builder, tensors[net.output]
 
@@ -110,14 +111,16 @@ def _lower_layers(net: CheckedNetwork, builder: LoweringGraph) -> dict[str, str]
         first = len(builder.nodes)
         out = layer.lower(view, [tensors[s] for s in record.inputs])
         tensors[node] = _name_output(view, first, out)
-        builder.declare(node, a.shapes[node])
+        builder.declare(tensors[node], a.shapes[node])
     return tensors
 
 
 def _name_output(view: LayerBuilder, first: int, out: str) -> str:
     """Give the layer's output tensor the layer's own name: rename what its
-    nodes (from index `first`) made, or copy an input it passed through."""
-    name = view.name
+    nodes (from index `first`) made, or copy an input it passed through. A
+    layer that is one tensor (`scale`) has given its name to its parameter,
+    the state_dict's name; its output is then `<layer>/out` (names.layer_output)."""
+    name = layer_output(view.name, view.graph.initializers)
     view.graph.names.add(name)
     if not rename(view.graph.nodes[first:], out, name):
         view.op("Identity", [out], output_names=[name])

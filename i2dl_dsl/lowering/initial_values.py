@@ -22,6 +22,7 @@ import numpy as np
 
 from ..elaborate import layer_node
 from ..layers.declarations import Init
+from ..names import tensor_name
 
 SCHEMES = ("he", "xavier", "gaussian")
 
@@ -50,6 +51,6 @@ def initializer(graph, scheme: str, seed: int) -> Callable[[str, str, tuple[int,
 
     def init(layer: str, suffix: str, shape: tuple[int, ...]) -> np.ndarray:
         declared = layer_node(graph, layer).layer.init_of(suffix)
-        return initial_value(declared, shape, scheme, generator(seed, f"{layer}.{suffix}"))
+        return initial_value(declared, shape, scheme, generator(seed, tensor_name(layer, suffix)))
 
     return init

@@ -57,7 +57,7 @@ Expr = Union[Literal, Name, ListExpr, BinOp, Neg]
 @dataclass(frozen=True)
 class Arg:
     name: str | None  # None for a positional argument
-    value: Expr
+    value: Union[Expr, "Chain"]  # a chain only as a tensor a merge joins: concat(in -> upconv(c, k=2, s=2), skip)
     span: Span
 
 
@@ -140,7 +140,18 @@ class ChainStmt:
     span: Span
 
 
-Stmt = Union[InputStmt, ChainStmt]
+@dataclass(frozen=True)
+class PiecesStmt:
+    """`a, b = x -> chunk(2)`: a chain ending in a layer that gives several
+    tensors (`chunk`, `split`), each named in order."""
+
+    chain: Chain
+    targets: tuple[str, ...]
+    span: Span
+    target_spans: tuple[Span, ...]
+
+
+Stmt = Union[InputStmt, ChainStmt, PiecesStmt]
 
 
 # ----------------------------------------------------------------- top level

@@ -285,6 +285,9 @@ class _ToAst(Transformer):
         name, value = c
         return ast.Arg(str(name) if name is not None else None, value, self._s(meta))
 
+    def chain_arg(self, meta, c):
+        return ast.Arg(None, ast.Chain(tuple(c), self._s(meta)), self._s(meta))
+
     def call_args(self, meta, c):
         return tuple(a for a in c if a is not None)
 
@@ -326,6 +329,11 @@ class _ToAst(Transformer):
 
     def assign(self, meta, c):
         return ast.ChainStmt(c[1], None, str(c[0]), self._s(meta))
+
+    def assign_pieces(self, meta, c):
+        *names, chain = c
+        return ast.PiecesStmt(chain, tuple(str(n) for n in names), self._s(meta),
+                              tuple(_span(self.path, n) for n in names))
 
     # top level
     def param(self, meta, c):

@@ -133,9 +133,11 @@ def minimize(objective: Objective, history: int = 10, max_iter: int = 100,
 
 def _refuse_network(net: CheckedNetwork, step: StepModel) -> None:
     if step.masks:
-        layers = ", ".join(sorted(name.rsplit(".", 1)[0] for name in step.masks))
-        raise UserError(f"optimizer lbfgs needs the same loss for the same parameters, but dropout ({layers}) "
-                        "draws new masks at every evaluation", "remove the dropout layers, or train with adam or sgd")
+        names = sorted(name.rsplit(".", 1)[0] for name in step.masks)  # masks are <layer>.<suffix>
+        kinds = " and ".join(sorted({layer_node(net.graph, name).layer.kind for name in names}))
+        raise UserError(f"optimizer lbfgs needs the same loss for the same parameters, but {kinds} "
+                        f"({', '.join(names)}) {'draws' if len(names) == 1 else 'draw'} new masks at every evaluation",
+                        f"remove the {kinds} layers, or train with adam or sgd")
     if step.buffers:
         layers = [layer_node(net.graph, name).layer for name in sorted({b.rsplit(".", 1)[0] for b in step.buffers})]
         moving = "; ".join(sorted({f"{layer.label} updates its {layer.holds or 'buffers'}" for layer in layers}))

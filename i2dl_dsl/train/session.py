@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..diagnostics import UserError
-from ..runtime import Session, create_session
+from ..runtime import Placement, Session, create_session
 from .step import LOSS, LR, STEP, StepModel, state_name
 
 
@@ -45,12 +45,14 @@ class TrainingSession:
     device (`device`: "auto" or that device; see `session_device`)."""
 
     def __init__(self, step: StepModel, device: str = "auto", threads: int | None = None,
-                 profile: str | None = None):
+                 profile: str | None = None, placement: Placement = Placement()):
         self.spec = step
         requested = session_device(step, device)
-        self.step_session: Session = create_session(step.model.SerializeToString(), requested, threads, profile)
+        self.step_session: Session = create_session(step.model.SerializeToString(), requested, threads, profile,
+                                                    placement)
         self.device = self.step_session.device
-        self.eval_session: Session = create_session(step.eval_model.SerializeToString(), self.device, threads)
+        self.eval_session: Session = create_session(step.eval_model.SerializeToString(), self.device, threads,
+                                                    placement=placement)
         self.tensors: dict[str, Any] = {}
         self.last_gradients: dict[str, Any] = {}  # with TrainConfig.expose_gradients
         self._bindings: list[tuple[Any, dict[str, Any]]] = []  # made on the first step after a load
