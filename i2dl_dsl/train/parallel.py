@@ -31,6 +31,7 @@ import os
 import secrets
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from .augment import make_augmenter
 from .backends import Backend
 from .cluster import connect, threads
 from .experiments import minibatch_only
-from .loop import check_batch_statistics, random_inputs
+from .loop import Interrupted, check_batch_statistics, random_inputs
 from .losses import resolve
 from .progress import write_csv
 from .results import finish
@@ -103,6 +104,9 @@ def train_parallel(net: CheckedNetwork, settings: Settings, out: Path, backend: 
     job = Job(net, settings, weights, out, device, threads(backend), resume, secrets.token_hex(4), fault)
     try:
         _trainer(job, backend).fit()
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: the last finished epoch's checkpoint is {out / CHECKPOINT}\n"
+                          f"hint: continue with --resume --out {out}") from None
     finally:
         (out / f"{STARTED}-{job.token}").unlink(missing_ok=True)
     tensors, meta = checkpoint.load(out / CHECKPOINT)
@@ -113,7 +117,7 @@ def train_parallel(net: CheckedNetwork, settings: Settings, out: Path, backend: 
     if stopping and stopping.restore_best and meta["best"]["epoch"] >= 0:
         session.load(checkpoint.load(out / BEST)[0])
     if not quiet:
-        print(f"trained {net.name} on {backend.workers} Ray worker(s)", flush=True)
+        print(f"trained {net.name} on {backend.workers} Ray worker(s)", file=sys.stderr)
     return finish(net, session, step.loss, meta["history"], test, out, net.name, workers=backend.workers,
                   restarts=meta.get("restarts", []), best_epoch=meta["best"]["epoch"] if stopping else None)
 
