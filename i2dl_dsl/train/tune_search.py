@@ -28,7 +28,7 @@ import numpy as np
 from .backends import Backend
 from .cluster import connect, threads
 from .experiments import make_trainer
-from .loop import Diverged
+from .loop import Diverged, Interrupted
 from .rundir import CHECKPOINT
 from .search import Plan, Trial, conclude, plan_search, rank, rungs, trial_network, trial_settings
 
@@ -101,7 +101,6 @@ def _check_complete(path: Path) -> None:
     the run and saves its state) the search is interrupted, not over."""
     from ray.tune import ExperimentAnalysis
 
-    from .loop import Interrupted
 
     trials = ExperimentAnalysis(str(path)).trials
     failed = [t for t in trials if t.status == "ERROR"]
