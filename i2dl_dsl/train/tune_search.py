@@ -101,7 +101,6 @@ def _check_complete(path: Path) -> None:
     the run and saves its state) the search is interrupted, not over."""
     from ray.tune import ExperimentAnalysis
 
-
     trials = ExperimentAnalysis(str(path)).trials
     failed = [t for t in trials if t.status == "ERROR"]
     if failed:
