@@ -21,6 +21,7 @@ from .diagnostics import Diagnostic, Diagnostics, UserError, did_you_mean
 from .layers.base import ArgType, Choice, Float, Int, P, Symbol
 from .syntax import ast
 from .train.augment import AUGMENTATIONS
+from .train.backends import BACKENDS
 from .train.losses import LOSSES
 from .train.optimizers import OPTIMIZERS
 from .train.registry import Registry
@@ -160,6 +161,7 @@ CHECKS: dict[str, Callable[[ast.TrainStmt], Any]] = {
     "freeze": _names,
     "lr_scale": _scales,
     "data": _data,
+    "backend": _call(BACKENDS),
 }
 
 
@@ -194,7 +196,7 @@ def check_train(section: ast.TrainDef | None, diags: Diagnostics) -> dict[str, A
 
 # The registry of each statement that names an entry: its arguments at their defaults are not written.
 _ENTRIES: dict[str, Registry] = {"loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                                 "augment": AUGMENTATIONS}
+                                 "augment": AUGMENTATIONS, "backend": BACKENDS}
 _SIGNATURES: dict[str, tuple[P, ...]] = {"early_stopping": EARLY_STOPPING.signature, "split": SPLIT}
 
 

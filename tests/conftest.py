@@ -23,3 +23,14 @@ def python_handles_ctrl_c():
         yield
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Ray tests start a Ray cluster (minutes on a small machine): they run
+    when selected with `-m ray` (.ci/run does, after the main run)."""
+    if "ray" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="a Ray test: run it with python -m pytest -m ray")
+    for item in items:
+        if item.get_closest_marker("ray"):
+            item.add_marker(skip)

@@ -14,12 +14,15 @@ from ..lowering.weights import match_weights
 from ..names import within_any
 from ..runtime import DEVICES
 from ..train import experiments
+from ..train.backends import BACKENDS, Backend, choose
 from ..train.losses import LOSSES
 from ..train.optimizers import OPTIMIZERS
 from ..train.run import Settings, train_network
 from ..train.settings import check_settings, section_overrides
 from ..train.rundir import CHECKPOINT, METRICS, MODEL, PLOT, SAFETENSORS, WEIGHTS, claim, write_failure
 from ..train.search import STRATEGIES, run_search
+from ..train.tune_search import run_tune
+from ..train.parallel import train_parallel
 from .common import (EXIT_OK, add_allow_pickle, add_version, check_model, network_params, non_negative_int,
                      positive_int, read_net_weights, resolve_model, run_command)
 
@@ -58,6 +61,10 @@ def parser() -> argparse.ArgumentParser:
     modes.add_argument("--ensemble", type=positive_int, metavar="K", help="bagging: K models on bootstrap samples")
     p.add_argument("--trials", type=positive_int, default=8, help="configurations to try in a search (default 8)")
     p.add_argument("--strategy", choices=STRATEGIES, default=STRATEGIES[0], help="how a search picks configurations")
+    b = p.add_argument_group("backend (where trials, folds, members and shards run)")
+    b.add_argument("--backend", choices=BACKENDS.names(), help="local (default) or ray; also `backend` in the train section")
+    b.add_argument("--ray-address", help="the Ray cluster to join (default: a running one, else start one here)")
+    b.add_argument("--workers", type=positive_int, help="data-parallel training over N Ray workers")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     add_version(p)
     return p
@@ -71,13 +78,14 @@ def _main(argv: Sequence[str] | None) -> int:
     overrides = {"data": args.data, "epochs": args.epochs, "batch": args.batch, "optimizer": args.optimizer,
                  "lr": args.lr, "loss": args.loss, "seed": args.seed, **_section_flags(args)}
     settings = Settings.merge(net.train, overrides)
+    backend = choose(settings.get("backend"), args.backend, args.ray_address, args.workers)
     check_settings(net, settings)
     weights = read_net_weights(net, args.weights, args.allow_pickle)
     if weights is not None:
         _report_transfer(net, settings, weights, args.weights)
     with claim(args.out, Path(args.model), args.resume, args.overwrite) as out:
         try:
-            return _train(args, net, settings, out, weights)
+            return _train(args, net, settings, out, weights, backend)
         except OSError as exc:  # a disk that fills, permissions taken away mid-run
             failure = write_failure(out, exc)
             if failure is None:
@@ -85,12 +93,15 @@ def _main(argv: Sequence[str] | None) -> int:
             raise failure from None
 
 
-def _train(args, net, settings, out: Path, weights) -> int:
+def _train(args, net, settings, out: Path, weights, backend: Backend) -> int:
     """Train, or run the experiment asked for, into the claimed run directory."""
-    experiment = _experiment(args, net, settings, out, weights)
+    experiment = _experiment(args, net, settings, out, weights, backend)
     if experiment is not None:
         return experiment
-    result = train_network(net, settings, out, args.device, args.resume, args.quiet, weights, args.threads)
+    if backend.ray:
+        result = train_parallel(net, settings, out, backend, args.device, args.resume, args.quiet, weights)
+    else:
+        result = train_network(net, settings, out, args.device, args.resume, args.quiet, weights, args.threads)
     if result["test_samples"]:
         acc = result["test_acc"]
         shown = f"accuracy {acc:.4f}, " if acc is not None else ""
@@ -126,28 +137,41 @@ def _report_transfer(net, settings, weights, source: str) -> None:
             print(f"  {label}: " + ", ".join(names), file=sys.stderr)
 
 
-def _experiment(args, net, settings, out: Path, weights) -> int | None:
+def _experiment(args, net, settings, out: Path, weights, backend: Backend) -> int | None:
     """Run --overfit, --cv, --search or --ensemble if asked: the exit status,
     None when none was asked. An --overfit that cannot fit is a result, not
     a user error: exit 1."""
     if args.overfit:
         result = experiments.overfit(net, settings, args.overfit, out, args.device, weights=weights)
     elif args.cv:
-        result = experiments.cross_validate(net, settings, args.cv, out, args.device, weights)
+        result = experiments.cross_validate(net, settings, args.cv, out, args.device, weights, backend)
     elif args.ensemble:
-        result = experiments.ensemble(net, settings, args.ensemble, out, args.device, weights)
+        result = experiments.ensemble(net, settings, args.ensemble, out, args.device, weights, backend)
     elif args.search:
-        ranked, table, best = run_search(Path(args.model), settings, args.search, args.trials, args.strategy, out,
-                                         args.device, network_params(args.param), weights)
-        print(table)
-        if best is None:
-            raise UserError("every trial diverged; no configuration was written", "search lower learning rates")
-        print(f"best configuration written to {best}")
-        return EXIT_OK
+        return _search(args, settings, out, weights, backend)
     else:
         return None
     print(experiments.describe(result))
     return EXIT_CANNOT_FIT if result.get("fits") is False else EXIT_OK
+
+
+def _search(args, settings, out: Path, weights, backend: Backend) -> int:
+    """--search, locally (successive halving in rounds) or on Ray Tune (ASHA)."""
+    params = network_params(args.param)
+    if backend.ray:
+        ranked, table, best = run_tune(Path(args.model), settings, args.search, args.trials, args.strategy, out,
+                                       backend, args.device, params, weights, args.resume)
+    else:
+        ranked, table, best = run_search(Path(args.model), settings, args.search, args.trials, args.strategy, out,
+                                         args.device, params, weights)
+    print(table)
+    if backend.ray:
+        print(f"trial-epochs: {sum(t.epochs for t in ranked)} of {len(ranked) * settings['epochs']} "
+              "(ASHA stopped the rest)")
+    if best is None:
+            raise UserError("every trial diverged; no configuration was written", "search lower learning rates")
+    print(f"best configuration written to {best}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -109,7 +109,7 @@ KEEPS_FIELD = frozenset(
     "Relu LeakyRelu PRelu Elu Selu Celu Gelu Sigmoid HardSigmoid HardSwish Tanh Softplus Softsign Mish Clip "
     "Abs Neg Exp Log Sqrt Reciprocal Erf Identity Dropout Cast BatchNormalization InstanceNormalization LRN "
     "LayerNormalization GroupNormalization Transpose "
-    "Add Sub Mul Div Sum Max Min Mean Pow Concat Pad Softmax LogSoftmax".split())
+    "Add Sub Mul Div Sum Max Min Mean Pow Concat Pad Slice Softmax LogSoftmax".split())
 
 
 def _window(field: ReceptiveField, n: NodeView) -> ReceptiveField:

@@ -172,6 +172,8 @@ class Args(Mapping[str, Any]):
         self._values = dict(values)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_values":  # not yet set: an unpickled copy (a network shipped to another process)
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:

@@ -5,6 +5,7 @@ and bagged ensembles. (Hyperparameter search is in search.py.)"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from ..diagnostics import UserError
 from ..target import Target
 from . import data as datamod
 from .augment import make_augmenter
+from .backends import Backend
+from .cluster import run_all, threads
 from .loop import RunOptions, Trainer
 from .losses import resolve
 from .results import write_result
@@ -48,28 +51,32 @@ def minibatch_only(settings: Settings, what: str) -> None:
 
 def make_trainer(net: CheckedNetwork, settings: Settings, train: datamod.Dataset, val: datamod.Dataset, out: Path,
                  device: str = "auto", quiet: bool = True, epochs: int | None = None, resume: bool = False,
-                 weights: dict[str, np.ndarray] | None = None, schedule_epochs: int | None = None) -> Trainer:
+                 weights: dict[str, np.ndarray] | None = None, schedule_epochs: int | None = None,
+                 threads: int | None = None) -> Trainer:
     """The trainer of one model on the given split, ready to run."""
     step = build_step(net, config_for(settings), weights, target=Target.resolve(device))
     total = epochs or settings["epochs"]
     options = RunOptions(out=out, epochs=total, batch=settings["batch"], schedule=settings["schedule"],
                          early_stopping=settings.get("early_stopping"), resume=resume, device=device,
-                         seed=settings["seed"], quiet=quiet, schedule_epochs=schedule_epochs)
+                         seed=settings["seed"], quiet=quiet, schedule_epochs=schedule_epochs, threads=threads)
     augment = make_augmenter(settings.get("augment", []), net.analysis.shapes[net.input],
                              net.analysis.shapes[net.output])
     return Trainer(net, step, settings.optimizer()["lr"], options, train, val, augment)
 
 
 def fit(net: CheckedNetwork, settings: Settings, train: datamod.Dataset, val: datamod.Dataset, out: Path,
-        device: str = "auto", weights: dict[str, np.ndarray] | None = None) -> Trainer:
+        device: str = "auto", weights: dict[str, np.ndarray] | None = None, threads: int | None = None) -> Trainer:
     """Train one model on the given split; returns the trainer (session, history)."""
-    run = make_trainer(net, settings, train, val, out, device, weights=weights)
+    run = make_trainer(net, settings, train, val, out, device, weights=weights, threads=threads)
     run.run()
     return run
 
 
 def _empty(data: datamod.Dataset) -> datamod.Dataset:
     return data.subset(np.arange(0))
+
+
+LOCAL = Backend()
 
 
 # ----------------------------------------------------------------- overfitting
@@ -116,32 +123,43 @@ def folds(count: int, k: int, seed: int) -> list[np.ndarray]:
 
 
 def cross_validate(net: CheckedNetwork, settings: Settings, k: int, out: Path, device: str = "auto",
-                   weights: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+                   weights: dict[str, np.ndarray] | None = None, backend: Backend = LOCAL) -> dict[str, Any]:
     """Mean ± std of the validation metrics over k folds of the data outside
     the test split; then one model trained on all of it, evaluated once on
-    the test split."""
+    the test split. On the ray backend the folds and the final model are
+    Ray tasks, run side by side; the numbers are the same."""
     minibatch_only(settings, "--cv")
     prepared = prepare(net, settings)
     train_val, _, test = datamod.split(prepared.data, 0.0, settings["split"]["test"], settings["seed"])
     parts = folds(len(train_val), k, settings["seed"])
-    scores = []
+    jobs = []
     for index, held in enumerate(parts):
         rest = np.setdiff1d(np.arange(len(train_val)), held)
-        trainer = fit(net, settings, train_val.subset(rest), train_val.subset(held), out / f"fold{index + 1}",
-                      device, weights=weights)
-        loss, acc = trainer.evaluate(train_val.subset(held))
-        scores.append({"fold": index + 1, "val_loss": loss, "val_acc": acc, "train": len(rest), "val": len(held)})
+        jobs.append(partial(_fit_and_score, net, settings, train_val.subset(rest), train_val.subset(held),
+                            train_val.subset(held), out / f"fold{index + 1}", device, weights, threads(backend)))
+    if len(test):
+        jobs.append(partial(_fit_and_score, net, settings, train_val, _empty(train_val), test, out / "final", device,
+                            weights, threads(backend)))
+    results = run_all(jobs, backend)
+    scores = [{"fold": index + 1, "val_loss": loss, "val_acc": acc, "train": len(train_val) - len(held),
+               "val": len(held)} for index, (held, (loss, acc)) in enumerate(zip(parts, results))]
     summary: dict[str, Any] = {"k": k, "folds": scores}
     for key in ("val_loss", "val_acc"):
         values = [s[key] for s in scores if s[key] is not None]
         if values:
             summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
     if len(test):
-        final = fit(net, settings, train_val, _empty(train_val), out / "final", device, weights=weights)
-        test_loss, test_acc = final.evaluate(test)
+        test_loss, test_acc = results[-1]
         summary["test"] = {"loss": test_loss, "acc": test_acc, "samples": len(test), "trained_on": len(train_val)}
     write_result(out / RESULT, summary)
     return summary
+
+
+def _fit_and_score(net: CheckedNetwork, settings: Settings, train: datamod.Dataset, val: datamod.Dataset,
+                   scored: datamod.Dataset, out: Path, device: str, weights, threads: int | None
+                   ) -> tuple[float, float | None]:
+    """Train one model, then its loss and accuracy on `scored` (one job of run_all)."""
+    return fit(net, settings, train, val, out, device, weights=weights, threads=threads).evaluate(scored)
 
 
 # ----------------------------------------------------------------- ensembles
@@ -153,9 +171,10 @@ def bootstrap(count: int, seed: int, member: int) -> np.ndarray:
 
 
 def ensemble(net: CheckedNetwork, settings: Settings, members: int, out: Path, device: str = "auto",
-             weights: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+             weights: dict[str, np.ndarray] | None = None, backend: Backend = LOCAL) -> dict[str, Any]:
     """Bagging: `members` models, each on a bootstrap sample of the training
-    split; their predicted probabilities are averaged."""
+    split; their predicted probabilities are averaged. On the ray backend
+    the members are Ray tasks, run side by side; the numbers are the same."""
     if members < 2:
         raise UserError("an ensemble needs at least 2 members")
     minibatch_only(settings, "--ensemble")
@@ -166,20 +185,23 @@ def ensemble(net: CheckedNetwork, settings: Settings, members: int, out: Path, d
         raise UserError("an ensemble is compared with its members on the test split; it is empty",
                         "use split(test=0.1, ...)")
     loss = resolve(settings["loss"])
-    singles, outputs = [], []
-    for index in range(members):
-        sample = train.subset(bootstrap(len(train), settings["seed"], index))
-        member = Settings({**settings.values, "seed": settings["seed"] + index})
-        trainer = fit(net, member, sample, val, out / f"member{index + 1}", device, weights=weights)
-        z = trainer.session.predict(test.x)
-        singles.append(loss.accuracy(z, test.y))
-        outputs.append(z)
+    jobs = [partial(_member, net, Settings({**settings.values, "seed": settings["seed"] + index}),
+                    train.subset(bootstrap(len(train), settings["seed"], index)), val, test.x,
+                    out / f"member{index + 1}", device, weights, threads(backend)) for index in range(members)]
+    outputs = run_all(jobs, backend)
+    singles = [loss.accuracy(z, test.y) for z in outputs]
     if singles[0] is None:
         raise UserError(f"an ensemble is scored by accuracy, which the loss '{loss.name}' does not give")
     result = {"members": members, "single_acc": singles, "mean_single_acc": float(np.mean(singles)),
               "ensemble_acc": loss.accuracy(loss.combine(outputs), test.y), "test_samples": len(test)}
     write_result(out / RESULT, result)
     return result
+
+
+def _member(net: CheckedNetwork, settings: Settings, sample: datamod.Dataset, val: datamod.Dataset, x: np.ndarray,
+            out: Path, device: str, weights, threads: int | None) -> np.ndarray:
+    """Train one member; its output on `x` (one job of run_all)."""
+    return fit(net, settings, sample, val, out, device, weights=weights, threads=threads).session.predict(x)
 
 
 def describe(result: dict[str, Any]) -> str:

@@ -183,7 +183,7 @@ def successive_halving(trials: list[Trial], epochs: int,
         for trial in alive[keep:]:
             trial.stopped_at = budget
         alive = alive[:keep]
-    return sorted(trials, key=lambda t: (not t.diverged, t.stopped_at is None, t.epochs, t.score), reverse=True)
+    return rank(trials)
 
 
 def table(trials: list[Trial], metric: str) -> str:
@@ -247,12 +247,20 @@ def _edit(text: str, edits: list[tuple[Span, str]]) -> str:
     return text
 
 
-def run_search(model: Path, settings, space: str, trials: int, strategy: str, out: Path, device: str = "auto",
-               params: dict[str, Any] | None = None, weights: dict[str, np.ndarray] | None = None
-               ) -> tuple[list[Trial], str, Path | None]:
-    """Search, halving as it goes; returns the trials best first, the results
-    table and the file holding the best configuration (None when every
-    trial diverged). Every mistake in the space is reported before training."""
+@dataclass
+class Plan:
+    """A search checked and ready to train: its configurations and data."""
+
+    base: Any                # the checked network at the file's defaults
+    configs: list[dict[str, Any]]
+    train_set: datamod.Dataset
+    val_set: datamod.Dataset
+    integer_labels: bool
+
+
+def plan_search(model: Path, settings, space: str, trials: int, strategy: str,
+                params: dict[str, Any] | None = None) -> Plan:
+    """Every mistake in the space reported before training; the configurations and the split."""
     base = check(model, params=params)
     dims = parse_space(space, set(base.graph.graph.get("params", {})))
     if trials < 1:
@@ -265,21 +273,50 @@ def run_search(model: Path, settings, space: str, trials: int, strategy: str, ou
     if not len(val_set):
         raise UserError("a search ranks trials on the validation split; it is empty", "use split(val=0.1, ...)")
     for config in configs:  # every network the space names must check
-        _trial_network(model, base, config, params)
+        trial_network(model, base, config, params)
+    return Plan(base, configs, train_set, val_set, prepared.integer_labels)
+
+
+def run_search(model: Path, settings, space: str, trials: int, strategy: str, out: Path, device: str = "auto",
+               params: dict[str, Any] | None = None, weights: dict[str, np.ndarray] | None = None
+               ) -> tuple[list[Trial], str, Path | None]:
+    """Search, halving as it goes; returns the trials best first, the results
+    table and the file holding the best configuration (None when every
+    trial diverged). Every mistake in the space is reported before training."""
+    plan = plan_search(model, settings, space, trials, strategy, params)
     epochs = settings["epochs"]
-    train = _trainer(model, base, settings, params, weights, train_set, val_set, out, device, epochs)
-    ranked = successive_halving([Trial(i + 1, c) for i, c in enumerate(configs)], epochs, train)
+    train = _trainer(model, plan.base, settings, params, weights, plan.train_set, plan.val_set, out, device, epochs)
+    ranked = successive_halving([Trial(i + 1, c) for i, c in enumerate(plan.configs)], epochs, train)
+    return conclude(model, plan, ranked, settings, out, params)
+
+
+def rank(trials: list[Trial]) -> list[Trial]:
+    """Those that went furthest first, each rung by score; diverged runs last."""
+    return sorted(trials, key=lambda t: (not t.diverged, t.stopped_at is None, t.epochs, t.score), reverse=True)
+
+
+def conclude(model: Path, plan: Plan, ranked: list[Trial], settings, out: Path, params: dict[str, Any] | None
+             ) -> tuple[list[Trial], str, Path | None]:
+    """The table of the ranked trials, and best.net from the first (none when every trial diverged)."""
     scored = [t for t in ranked if not t.diverged]
-    classifies = scored[0].history[-1].get("val_acc") is not None if scored else prepared.integer_labels
+    classifies = scored[0].history[-1].get("val_acc") is not None if scored else plan.integer_labels
     metric = "val_acc" if classifies else "val_loss"
     best = None
     if not ranked[0].diverged:
-        section = best_section(ranked[0].config, base.train, settings.values)
+        section = best_section(ranked[0].config, plan.base.train, settings.values)
         best = write_best(model, ranked[0].config, section, out, params)
     return ranked, table(ranked, metric), best
 
 
-def _trial_network(model: Path, base, config: dict[str, Any], params: dict[str, Any] | None):
+def trial_settings(settings, config: dict[str, Any]) -> Settings:
+    """A trial's settings: the run's, with the configuration's train settings (lr into the optimizer)."""
+    values = {**settings.values, **{k: v for k, v in config.items() if k in SETTINGS and k != "lr"}}
+    if "lr" in config:
+        values["optimizer"] = {**settings["optimizer"], "lr": config["lr"]}
+    return Settings(values)
+
+
+def trial_network(model: Path, base, config: dict[str, Any], params: dict[str, Any] | None):
     net_params = {k: v for k, v in config.items() if k not in SETTINGS}
     return check(model, params={**(params or {}), **net_params}) if net_params else base
 
@@ -290,11 +327,8 @@ def _trainer(model, base, settings, params, weights, train_set, val_set, out: Pa
     accuracy (or the negative loss) after training up to `until` epochs."""
 
     def train(trial: Trial, until: int, resume: bool) -> tuple[float, list[dict[str, Any]]]:
-        net = _trial_network(model, base, trial.config, params)
-        values = {**settings.values, **{k: v for k, v in trial.config.items() if k in SETTINGS and k != "lr"}}
-        if "lr" in trial.config:
-            values["optimizer"] = {**settings["optimizer"], "lr": trial.config["lr"]}
-        run = make_trainer(net, Settings(values), train_set, val_set, out / f"trial{trial.index}", device,
+        net = trial_network(model, base, trial.config, params)
+        run = make_trainer(net, trial_settings(settings, trial.config), train_set, val_set, out / f"trial{trial.index}", device,
                       epochs=until, resume=resume, weights=weights, schedule_epochs=epochs)
         try:
             run.run()

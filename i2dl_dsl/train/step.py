@@ -141,7 +141,7 @@ def build_step(net: CheckedNetwork, config: TrainConfig, weights: dict[str, np.n
         for param in grads:
             model.graph.output.append(helper.make_tensor_value_info(f"grad/{param}", TensorProto.FLOAT,
                                                                     list(shapes[param])))
-    state, packing = _optimizer(model, builder, grads, shapes, config)
+    state, packing = emit_optimizer(model, builder, grads, shapes, config)
     _copies(model, {builder.buffer_updates[name]: f"new/{name}" for name in buffers}, "new")
     for name in buffers:
         model.graph.output.append(helper.make_tensor_value_info(f"new/{name}", TensorProto.FLOAT, list(shapes[name])))
@@ -172,10 +172,12 @@ def _penalties(g, total: str, weights: list[str], config: TrainConfig) -> str:
     return total
 
 
-def _optimizer(model, builder: LoweringGraph, grads: dict[str, str], shapes, config: TrainConfig
-               ) -> tuple[dict[str, np.ndarray], Packing]:
+def emit_optimizer(model, builder: LoweringGraph, grads: dict[str, str], shapes, config: TrainConfig
+                   ) -> tuple[dict[str, np.ndarray], Packing]:
     """The update over one flat vector of all trainable parameters (see
-    packing.py); returns the optimizer state, per parameter, and the layout."""
+    packing.py), reading each parameter's gradient from `grads`; adds `lr`,
+    `step` and the flat slots as inputs. Returns the optimizer state, per
+    parameter, and the layout. (split.py builds the update alone with it.)"""
     opts = dict(config.optimizer)
     name = opts.pop("name")
     graph = model.graph
