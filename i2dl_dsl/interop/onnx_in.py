@@ -219,7 +219,8 @@ class _Walk:
         for position, name in enumerate(node.input):
             source = self._aliases.get(name, name)
             tensor = self.initial.get(source)
-            if tensor is None or tensor.data_type not in FLOATS or name in self.owner:
+            # A scalar is an operator's constant (Clip's bounds, GELU's √2), not a layer's parameter.
+            if tensor is None or tensor.data_type not in FLOATS or not tensor.dims or name in self.owner:
                 continue
             self.owner[name] = layer
             self.counted.append((name, math.prod(tensor.dims), position in buffers))

@@ -12,6 +12,7 @@ from ..diagnostics import Diagnostics, UserError, did_you_mean
 from ..names import scopes
 from ..trainspec import SPLIT, check_train
 from . import data as datamod
+from .augment import make_augmenter
 from .losses import LOSSES
 from .optimizers import OPTIMIZERS
 from .schedules import SCHEDULES
@@ -81,8 +82,6 @@ def section_overrides(augment: str | None, freeze: str | None, lr_scale: list[st
 def check_settings(net: CheckedNetwork, settings: Settings) -> None:
     """What the network must agree with: the layers that `freeze` and
     `lr_scale` name exist, and the augmentations fit its input."""
-    from .augment import make_augmenter
-
     known = scopes(net.graph)
     for name in [*settings.get("freeze", ()), *settings.get("lr_scale", {})]:
         if name not in known:

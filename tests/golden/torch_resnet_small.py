@@ -5,8 +5,6 @@ The state_dict names are the .net file's layer names: ResNetSmall().load_state_d
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
 from torch import nn
 
@@ -39,10 +37,10 @@ class BasicDown(nn.Module):
         self.relu1 = nn.ReLU()
         self.conv2 = nn.Conv2d(c, c, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(c)
-        self.shortcut = nn.Sequential(OrderedDict([
-            ('conv1', nn.Conv2d(in_channels, c, kernel_size=1, stride=2, bias=False)),
-            ('bn1', nn.BatchNorm2d(c)),
-        ]))
+        self.downsample = nn.Sequential(
+            nn.Conv2d(in_channels, c, kernel_size=1, stride=2, bias=False),
+            nn.BatchNorm2d(c),
+        )
         self.relu2 = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -51,7 +49,7 @@ class BasicDown(nn.Module):
         out = self.relu1(out)
         out = self.conv2(out)
         out = self.bn2(out)
-        x = self.shortcut(x)
+        x = self.downsample(x)
         x = x + out
         return self.relu2(x)
 
