@@ -53,11 +53,14 @@ def torch_reference(name: str, device: str):
     if hasattr(torch_models, name):
         return getattr(torch_models, name)().eval().to(device)
     try:
-        import torchvision.models as tv  # noqa: PLC0415 - optional
+        from tests.torchvision_oracle import build  # imports torchvision as the tests do
     except ImportError:
-        tv = None
-    if tv is not None and hasattr(tv, name):
-        return getattr(tv, name)().eval().to(device)
+        build = None
+    if build is not None:
+        try:
+            return build(name).to(device)
+        except AttributeError:  # torchvision has no builder of that name
+            pass
     raise LookupError(f"no PyTorch reference for {name}")
 
 
